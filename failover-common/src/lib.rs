@@ -1,0 +1,7 @@
+//! Everything the data plane and the controller must agree on: map and program names, the
+//! layout of every map key and value, stable numeric codes, and the pure functions both sides
+//! run. `#![no_std]` so the same code is compiled for BPF and unit-tested on the host.
+#![no_std]
+
+pub mod classify;
+pub mod names;

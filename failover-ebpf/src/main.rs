@@ -1,0 +1,49 @@
+//! XDP programs of the failover data plane. Each entry point is a thin wrapper; the logic is
+//! in modules, and the decisions that need no packet access are in `failover-common`.
+#![no_std]
+#![no_main]
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "aya's #[xdp] entry points take the context by value"
+)]
+
+mod classify;
+mod cursor;
+mod maps;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use failover_common::classify::Direction;
+
+/// LAN ingress: for now classifies and counts each frame, then hands it to the kernel.
+#[xdp]
+pub fn fo_lan_ingress(ctx: XdpContext) -> u32 {
+    classify::count(&ctx, Direction::Lan);
+    xdp_action::XDP_PASS
+}
+
+/// Uplink ingress: for now classifies and counts each frame, then hands it to the kernel.
+#[xdp]
+pub fn fo_wan_ingress(ctx: XdpContext) -> u32 {
+    classify::count(&ctx, Direction::Uplink);
+    xdp_action::XDP_PASS
+}
+
+/// Reference forwarder: swap the MAC addresses and transmit back out of the same interface.
+/// A frame too short for an Ethernet header goes to the kernel.
+#[xdp]
+pub fn fo_mac_swap(ctx: XdpContext) -> u32 {
+    match cursor::swap_macs(&ctx) {
+        Ok(()) => xdp_action::XDP_TX,
+        Err(cursor::OutOfBounds) => xdp_action::XDP_PASS,
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,3 @@
+//! The failover controller: loads the data plane and keeps its maps true.
+
+pub mod dataplane;

@@ -1,0 +1,190 @@
+//! `cargo xtask test`: lint, then the three test tiers, each with its pass/fail/skip counts.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+
+/// One `cargo` invocation of the suite, with the reason it may be skipped.
+struct Tier {
+    name: &'static str,
+    args: &'static [&'static str],
+    needs_root: bool,
+}
+
+const TIERS: &[Tier] = &[
+    Tier {
+        name: "tier 1: host unit tests",
+        args: &[
+            "test",
+            "--workspace",
+            "--exclude",
+            "failover-ebpf",
+            "--lib",
+            "--bins",
+        ],
+        needs_root: false,
+    },
+    Tier {
+        name: "tier 2: data-plane tests (BPF_PROG_TEST_RUN)",
+        args: &["test", "-p", "failover-tests", "--test", "dataplane"],
+        needs_root: true,
+    },
+    Tier {
+        name: "tier 3: end-to-end tests (network lab)",
+        args: &[
+            "test",
+            "-p",
+            "failover-tests",
+            "--test",
+            "e2e_lab",
+            "--",
+            "--test-threads=1",
+        ],
+        needs_root: true,
+    },
+];
+
+#[derive(Default)]
+struct Counts {
+    passed: u32,
+    failed: u32,
+    skipped: u32,
+    /// The build or the harness itself failed (no result line, or a non-zero exit).
+    broken: bool,
+}
+
+pub fn run_all() -> anyhow::Result<()> {
+    lint()?;
+    let root = crate::setup::is_root();
+    let mut summary = Vec::new();
+    for tier in TIERS {
+        println!("\n=== {} ===", tier.name);
+        if tier.needs_root && !root {
+            println!(
+                "SKIPPED {}: needs root (BPF and network namespaces); CI runs as root",
+                tier.name
+            );
+            summary.push(format!("{}: SKIPPED (not root)", tier.name));
+            continue;
+        }
+        let counts = run_tier(tier)?;
+        summary.push(format!(
+            "{}: {} passed, {} failed, {} skipped{}",
+            tier.name,
+            counts.passed,
+            counts.failed,
+            counts.skipped,
+            if counts.broken {
+                " (BUILD OR HARNESS FAILED)"
+            } else {
+                ""
+            }
+        ));
+    }
+    println!("\n=== summary ===");
+    for line in &summary {
+        println!("{line}");
+    }
+    if summary
+        .iter()
+        .any(|l| !l.contains(" 0 failed") && !l.ends_with("(not root)"))
+    {
+        bail!("tests failed");
+    }
+    Ok(())
+}
+
+/// Runs one tier, echoing its output, and counts results from libtest's summary lines and
+/// the `SKIPPED` lines that root-only tests print (shown through `--show-output`).
+fn run_tier(tier: &Tier) -> anyhow::Result<Counts> {
+    let mut args: Vec<&str> = tier.args.to_vec();
+    if !args.contains(&"--") {
+        args.push("--");
+    }
+    args.push("--show-output");
+    let mut child = Command::new(env!("CARGO"))
+        .args(&args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting cargo {}", args.join(" ")))?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let mut counts = Counts::default();
+    let mut saw_result = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading test output")?;
+        println!("{line}");
+        if line.starts_with("SKIPPED ") {
+            counts.skipped += 1;
+        }
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            saw_result = true;
+            counts.passed += count_before(rest, " passed");
+            counts.failed += count_before(rest, " failed");
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    // A skipped test returns early and libtest counts it as passed.
+    counts.passed = counts.passed.saturating_sub(counts.skipped);
+    if !status.success() || !saw_result {
+        counts.broken = true;
+        counts.failed = counts.failed.max(1);
+    }
+    Ok(counts)
+}
+
+/// The number just before `label` in a libtest summary ("ok. 3 passed; 0 failed; ...").
+fn count_before(summary: &str, label: &str) -> u32 {
+    summary
+        .split(';')
+        .filter_map(|part| part.trim().strip_suffix(label))
+        .find_map(|n| n.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Formatting and clippy for user space, then clippy for the eBPF crate with Debian's Rust.
+fn lint() -> anyhow::Result<()> {
+    println!("=== lint: cargo fmt, cargo clippy (user space and eBPF) ===");
+    crate::setup::run(Command::new(env!("CARGO")).args(["fmt", "--all", "--check"]))?;
+    crate::setup::run(Command::new(env!("CARGO")).args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "failover-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    crate::setup::run(
+        Command::new("rustup")
+            .env("RUSTC_BOOTSTRAP", "1")
+            .args([
+                "run",
+                "/usr",
+                "cargo",
+                "clippy",
+                "-p",
+                "failover-ebpf",
+                "--bins",
+                "--release",
+            ])
+            .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+            .args(["--target-dir", "target/ebpf-clippy", "--", "-D", "warnings"]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn reads_libtest_summary() {
+        let s = "ok. 12 passed; 3 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(count_before(s, " passed"), 12);
+        assert_eq!(count_before(s, " failed"), 3);
+        assert_eq!(count_before("FAILED. 0 passed; 1 failed;", " failed"), 1);
+    }
+}
