@@ -3,5 +3,12 @@
 //! run. `#![no_std]` so the same code is compiled for BPF and unit-tested on the host.
 #![no_std]
 
+#[cfg(test)]
+extern crate std;
+
+pub mod bench;
+pub mod checksum;
 pub mod classify;
 pub mod names;
+pub mod nat;
+pub mod verdict;

@@ -13,6 +13,29 @@ pub const PROG_MAC_SWAP: &str = "fo_mac_swap";
 /// Per-CPU packet counters indexed by [`crate::classify::stat_index`].
 pub const MAP_CLASS_STATS: &str = "fo_class_stats";
 
+/// Per-CPU counters indexed by [`crate::verdict::Reason`].
+pub const MAP_REASONS: &str = "fo_reasons";
+/// Per-CPU [`crate::verdict::UplinkCounters`] per uplink slot.
+pub const MAP_UPLINK_COUNTERS: &str = "fo_uplink_ctrs";
+/// [`crate::nat::Uplink`] per uplink slot.
+pub const MAP_UPLINKS: &str = "fo_uplinks";
+/// The one [`crate::nat::Policy`].
+pub const MAP_POLICY: &str = "fo_policy";
+/// The one [`crate::nat::Lan`].
+pub const MAP_LAN: &str = "fo_lan";
+/// Interfaces to redirect to: uplink slots `0..MAX_UPLINKS`, then the LAN at [`crate::nat::LAN_SLOT`].
+pub const MAP_DEVICES: &str = "fo_devices";
+/// Connection tracking: [`crate::nat::FlowKey`] to [`crate::nat::Flow`].
+pub const MAP_FLOWS: &str = "fo_flows";
+/// Endpoint-independent bindings: [`crate::nat::BindingKey`] to [`crate::nat::Binding`].
+pub const MAP_BINDINGS: &str = "fo_bindings";
+/// Reverse index of the bindings: [`crate::nat::ReverseKey`] to [`crate::nat::Binding`].
+pub const MAP_REVERSE: &str = "fo_reverse";
+
+/// Load-time constant: nanoseconds per kernel tick (1e9 / `CONFIG_HZ`). The data plane's
+/// clock is `jiffies * FO_NS_PER_TICK`: reading jiffies costs a fraction of a clock read.
+pub const GLOBAL_NS_PER_TICK: &str = "FO_NS_PER_TICK";
+
 /// Directory under the BPF filesystem where maps are pinned.
 pub const PIN_DIR: &str = "/sys/fs/bpf/failover";
 
@@ -27,6 +50,15 @@ mod tests {
             PROG_UPLINK_INGRESS,
             PROG_MAC_SWAP,
             MAP_CLASS_STATS,
+            MAP_REASONS,
+            MAP_UPLINK_COUNTERS,
+            MAP_UPLINKS,
+            MAP_POLICY,
+            MAP_LAN,
+            MAP_DEVICES,
+            MAP_FLOWS,
+            MAP_BINDINGS,
+            MAP_REVERSE,
         ] {
             assert!(
                 name.len() <= 15,

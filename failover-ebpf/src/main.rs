@@ -9,23 +9,33 @@
 
 mod classify;
 mod cursor;
+mod flows;
+mod icmp_error;
 mod maps;
+mod mss;
+mod nat_in;
+mod nat_out;
+mod packet;
+mod stats;
+mod transport;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use failover_common::classify::Direction;
 
-/// LAN ingress: for now classifies and counts each frame, then hands it to the kernel.
+/// LAN ingress: outbound packets are steered to an uplink and translated; the rest goes to
+/// the kernel.
 #[xdp]
 pub fn fo_lan_ingress(ctx: XdpContext) -> u32 {
     classify::count(&ctx, Direction::Lan);
-    xdp_action::XDP_PASS
+    nat_out::run(&ctx)
 }
 
-/// Uplink ingress: for now classifies and counts each frame, then hands it to the kernel.
+/// Uplink ingress: replies to translated flows go back to the LAN host; the rest (the
+/// router's own traffic) goes to the kernel.
 #[xdp]
 pub fn fo_wan_ingress(ctx: XdpContext) -> u32 {
     classify::count(&ctx, Direction::Uplink);
-    xdp_action::XDP_PASS
+    nat_in::run(&ctx)
 }
 
 /// Reference forwarder: swap the MAC addresses and transmit back out of the same interface.

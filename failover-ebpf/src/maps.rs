@@ -2,9 +2,58 @@
 //! Names are the constants of `failover_common::names` (the attribute needs a literal; the
 //! loader looks every map up by the constant, so a mismatch fails loudly at load).
 
-use aya_ebpf::{btf_maps::PerCpuArray, macros::btf_map};
-use failover_common::classify::CLASS_STATS_ENTRIES;
+use aya_ebpf::{
+    btf_maps::{Array, DevMap, LruHashMap, PerCpuArray},
+    macros::btf_map,
+};
+use failover_common::{
+    classify::CLASS_STATS_ENTRIES,
+    nat::{
+        BINDING_ENTRIES, Binding, BindingKey, DEVICE_SLOTS, FLOW_ENTRIES, Flow, FlowKey, Lan,
+        MAX_UPLINKS, Policy, ReverseKey, Uplink,
+    },
+    verdict::{REASON_COUNT, UplinkCounters},
+};
 
 /// Packet counters per (direction, class): `names::MAP_CLASS_STATS`.
 #[btf_map(name = "fo_class_stats")]
 pub static CLASS_STATS: PerCpuArray<u64, { CLASS_STATS_ENTRIES as usize }> = PerCpuArray::new();
+
+/// Packet counters per verdict reason: `names::MAP_REASONS`.
+#[btf_map(name = "fo_reasons")]
+pub static REASONS: PerCpuArray<u64, { REASON_COUNT as usize }> = PerCpuArray::new();
+
+/// Traffic per uplink slot: `names::MAP_UPLINK_COUNTERS`.
+#[btf_map(name = "fo_uplink_ctrs")]
+pub static UPLINK_COUNTERS: PerCpuArray<UplinkCounters, { MAX_UPLINKS as usize }> =
+    PerCpuArray::new();
+
+/// `names::MAP_UPLINKS`.
+#[btf_map(name = "fo_uplinks")]
+pub static UPLINKS: Array<Uplink, { MAX_UPLINKS as usize }> = Array::new();
+
+/// `names::MAP_POLICY`.
+#[btf_map(name = "fo_policy")]
+pub static POLICY: Array<Policy, 1> = Array::new();
+
+/// `names::MAP_LAN`.
+#[btf_map(name = "fo_lan")]
+pub static LAN: Array<Lan, 1> = Array::new();
+
+/// `names::MAP_DEVICES`.
+#[btf_map(name = "fo_devices")]
+pub static DEVICES: DevMap<{ DEVICE_SLOTS as usize }> = DevMap::new();
+
+/// `names::MAP_FLOWS`.
+#[btf_map(name = "fo_flows")]
+pub static FLOWS: LruHashMap<FlowKey, Flow, { FLOW_ENTRIES as usize }> = LruHashMap::new();
+
+/// `names::MAP_BINDINGS`.
+#[btf_map(name = "fo_bindings")]
+pub static BINDINGS: LruHashMap<BindingKey, Binding, { BINDING_ENTRIES as usize }> =
+    LruHashMap::new();
+
+/// `names::MAP_REVERSE`.
+#[btf_map(name = "fo_reverse")]
+pub static REVERSE: LruHashMap<ReverseKey, Binding, { BINDING_ENTRIES as usize }> =
+    LruHashMap::new();

@@ -1,17 +1,20 @@
 //! The compiled data plane: loading its object, its programs and reading its maps.
 
 use aya::{
-    Ebpf, EbpfLoader,
-    maps::{MapError, PerCpuArray},
+    Ebpf, EbpfLoader, Pod,
+    maps::{Array, DevMap, HashMap, MapData, MapError, PerCpuArray, xdp::XdpMapError},
     programs::{ProgramError, Xdp},
 };
 use failover_common::{
     classify::{CLASS_STATS_ENTRIES, Direction, PacketClass, stat_index},
-    names,
+    names, nat,
 };
 
 /// The data plane's ELF object, built by `build.rs` from `failover-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/failover"));
+/// The benchmark's programs (`failover_common::bench`), built from the same crate.
+pub static BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/failover-bench"));
 
 /// Errors loading or reading the data plane.
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +37,38 @@ pub enum DataplaneError {
         #[source]
         source: MapError,
     },
+    #[error("cannot tell the kernel's tick rate: {0}")]
+    Clock(#[source] std::io::Error),
+    #[error("map `fo_devices`: {0}")]
+    Devices(#[from] XdpMapError),
+}
+
+/// Capacity of the NAT tables. Each is an LRU map: when full, the least recently used entry
+/// makes room, so a full table degrades (old idle flows go first) but never corrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSizes {
+    pub flows: u32,
+    pub bindings: u32,
+}
+
+impl Default for TableSizes {
+    fn default() -> Self {
+        TableSizes {
+            flows: nat::FLOW_ENTRIES,
+            bindings: nat::BINDING_ENTRIES,
+        }
+    }
 }
 
 /// Parses the object and creates its maps, without loading programs or attaching anything.
-pub fn open() -> Result<Ebpf, DataplaneError> {
-    Ok(EbpfLoader::new().load(EBPF_OBJECT)?)
+pub fn open(sizes: TableSizes) -> Result<Ebpf, DataplaneError> {
+    let tick = crate::clock::tick_ns().map_err(DataplaneError::Clock)?;
+    Ok(EbpfLoader::new()
+        .override_global(names::GLOBAL_NS_PER_TICK, &tick, true)
+        .map_max_entries(names::MAP_FLOWS, sizes.flows)
+        .map_max_entries(names::MAP_BINDINGS, sizes.bindings)
+        .map_max_entries(names::MAP_REVERSE, sizes.bindings)
+        .load(EBPF_OBJECT)?)
 }
 
 /// The XDP program `name`, loaded into the kernel (verified) if it was not yet.
@@ -65,18 +95,7 @@ pub struct ClassStats(Vec<u64>);
 
 impl ClassStats {
     pub fn read(ebpf: &Ebpf) -> Result<Self, DataplaneError> {
-        let name = names::MAP_CLASS_STATS;
-        let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
-        let array = PerCpuArray::<_, u64>::try_from(map)
-            .map_err(|source| DataplaneError::Map { name, source })?;
-        (0..CLASS_STATS_ENTRIES)
-            .map(|index| {
-                array
-                    .get(&index, 0)
-                    .map(|per_cpu| per_cpu.iter().sum())
-                    .map_err(|source| DataplaneError::Map { name, source })
-            })
-            .collect::<Result<_, _>>()
+        per_cpu_sums::<u64>(ebpf, names::MAP_CLASS_STATS, CLASS_STATS_ENTRIES, |v| *v)
             .map(ClassStats)
     }
 
@@ -97,4 +116,98 @@ impl ClassStats {
             })
             .collect()
     }
+}
+
+/// Writes `value` at `index` of the array map `name`.
+fn write_array<V: Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    index: u32,
+    value: V,
+) -> Result<(), DataplaneError> {
+    let map = ebpf.map_mut(name).ok_or(DataplaneError::MissingMap(name))?;
+    let mut array =
+        Array::<_, V>::try_from(map).map_err(|source| DataplaneError::Map { name, source })?;
+    array
+        .set(index, value, 0)
+        .map_err(|source| DataplaneError::Map { name, source })
+}
+
+/// Describes the LAN side: its interface (redirect target of replies) and network.
+pub fn set_lan(ebpf: &mut Ebpf, lan: nat::Lan) -> Result<(), DataplaneError> {
+    write_array(ebpf, names::MAP_LAN, 0, lan)?;
+    set_device(ebpf, nat::LAN_SLOT, lan.ifindex)
+}
+
+/// Describes the uplink in `slot` and makes its interface the slot's redirect target.
+pub fn set_uplink(ebpf: &mut Ebpf, slot: u32, uplink: nat::Uplink) -> Result<(), DataplaneError> {
+    write_array(ebpf, names::MAP_UPLINKS, slot, uplink)?;
+    set_device(ebpf, slot, uplink.ifindex)
+}
+
+/// Chooses the uplink new flows take.
+pub fn set_policy(ebpf: &mut Ebpf, policy: nat::Policy) -> Result<(), DataplaneError> {
+    write_array(ebpf, names::MAP_POLICY, 0, policy)
+}
+
+fn set_device(ebpf: &mut Ebpf, slot: u32, ifindex: u32) -> Result<(), DataplaneError> {
+    let name = names::MAP_DEVICES;
+    let map = ebpf.map_mut(name).ok_or(DataplaneError::MissingMap(name))?;
+    let mut devices =
+        DevMap::try_from(map).map_err(|source| DataplaneError::Map { name, source })?;
+    Ok(devices.set(slot, ifindex, None, 0)?)
+}
+
+/// Every tracked flow.
+pub fn flows(ebpf: &Ebpf) -> Result<Vec<(nat::FlowKey, nat::Flow)>, DataplaneError> {
+    hash_entries(ebpf, names::MAP_FLOWS)
+}
+
+/// Every endpoint-independent binding, by its reverse key.
+pub fn reverse_bindings(
+    ebpf: &Ebpf,
+) -> Result<Vec<(nat::ReverseKey, nat::Binding)>, DataplaneError> {
+    hash_entries(ebpf, names::MAP_REVERSE)
+}
+
+fn hash_entries<K: Pod, V: Pod>(
+    ebpf: &Ebpf,
+    name: &'static str,
+) -> Result<Vec<(K, V)>, DataplaneError> {
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let table = HashMap::<&MapData, K, V>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    table
+        .iter()
+        .collect::<Result<_, _>>()
+        .map_err(|source| DataplaneError::Map { name, source })
+}
+
+/// Packet counters per verdict reason, summed over CPUs, indexed by `Reason as usize`.
+pub fn reason_counts(ebpf: &Ebpf) -> Result<Vec<u64>, DataplaneError> {
+    per_cpu_sums::<u64>(
+        ebpf,
+        names::MAP_REASONS,
+        failover_common::verdict::REASON_COUNT,
+        |v| *v,
+    )
+}
+
+fn per_cpu_sums<V: Pod>(
+    ebpf: &Ebpf,
+    name: &'static str,
+    entries: u32,
+    value: impl Fn(&V) -> u64,
+) -> Result<Vec<u64>, DataplaneError> {
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let array = PerCpuArray::<_, V>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    (0..entries)
+        .map(|index| {
+            array
+                .get(&index, 0)
+                .map(|per_cpu| per_cpu.iter().map(&value).sum())
+                .map_err(|source| DataplaneError::Map { name, source })
+        })
+        .collect()
 }

@@ -1,3 +1,6 @@
 //! The failover controller: loads the data plane and keeps its maps true.
 
+pub mod clock;
 pub mod dataplane;
+pub mod loader;
+pub mod netlink;

@@ -4,5 +4,6 @@
 
 pub mod frame;
 pub mod lab;
+pub mod model;
 pub mod netns;
 pub mod privilege;

@@ -2,6 +2,7 @@
 //!
 //! Builds with rustup stable alone, so it can install everything else the project needs.
 
+mod bench;
 mod demo;
 mod lab_cmd;
 mod setup;
@@ -22,7 +23,7 @@ enum Task {
     /// Check for and install what the build and the tests need (Debian packages, the eBPF
     /// toolchain, bpf-linker). Idempotent; fast when everything is present.
     Setup,
-    /// Run every test tier: host unit tests, data-plane tests through BPF_PROG_TEST_RUN, and
+    /// Run every test tier: host unit tests, data-plane tests through `BPF_PROG_TEST_RUN`, and
     /// end-to-end tests in the network lab. Root-only tiers say SKIPPED when not root.
     Test,
     /// Build, test and drive the network lab (namespaces, ISPs, faults).
@@ -31,6 +32,9 @@ enum Task {
     /// Bring up the lab, show LAN traffic leaving through each ISP and the faults at work,
     /// then tear everything down.
     Demo,
+    /// Benchmarks (not tests): the data plane's per-packet cost and forwarding throughput.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +48,10 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => {
             setup::ensure(setup::Mode::Quiet)?;
             demo::run()
+        }
+        Task::Bench(cmd) => {
+            setup::ensure(setup::Mode::Quiet)?;
+            bench::run(cmd)
         }
     }
 }

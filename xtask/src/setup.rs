@@ -74,7 +74,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const BPF_FS: &str = "/sys/fs/bpf";
 
 pub fn ensure(mode: Mode) -> anyhow::Result<()> {
-    let root = is_root();
+    let root = failover_tests::privilege::is_root();
     ensure_packages(mode, root)?;
     ensure_ebpf_rust(mode, root)?;
     ensure_bpf_linker(mode)?;
@@ -85,13 +85,6 @@ pub fn ensure(mode: Mode) -> anyhow::Result<()> {
         println!("setup: everything the build and the tests need is present");
     }
     Ok(())
-}
-
-pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
 fn ensure_packages(mode: Mode, root: bool) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use failover_tests::{
 };
 use failover_user::dataplane::ClassStats;
 
-use crate::harness::{Fixture, Output, no_setup, run_table, verdict};
+use crate::harness::{Fixture, Output, no_check, no_setup, run_table, verdict};
 
 const HOST: &str = "10.10.0.11:40000";
 const SERVER: &str = "203.0.113.10:80";
@@ -124,7 +124,7 @@ fn ingress_programs_classify_count_and_pass() {
                 name,
                 program,
                 frame,
-                setup: no_setup,
+                setup: no_setup(),
                 verdict: verdict::PASS,
                 output: Output::Unchanged,
                 check: Box::new(move |ebpf, before| {
@@ -153,10 +153,10 @@ fn mac_swap_sends_the_frame_back_with_macs_exchanged() {
         name: "udp_reflected",
         program: names::PROG_MAC_SWAP,
         frame: udp.clone().macs(a, b).build(),
-        setup: no_setup,
+        setup: no_setup(),
         verdict: verdict::TX,
         output: Output::Bytes(udp.macs(b, a).build()),
-        check: Box::new(|_, _| {}),
+        check: no_check(),
     }]);
 }
 

@@ -5,7 +5,7 @@ use aya::{
     Ebpf,
     programs::{TestRun as _, TestRunOptions},
 };
-use failover_tests::frame::hex_dump;
+use failover_tests::frame::{hex_dump, verify_checksums};
 use failover_user::dataplane;
 
 /// XDP verdicts (`enum xdp_action`).
@@ -37,17 +37,20 @@ pub enum Output {
     Bytes(Vec<u8>),
 }
 
+/// Prepares maps (and may run priming packets) before a fixture runs.
+pub type MapSetup = Box<dyn Fn(&mut Ebpf)>;
+/// Checks maps after a fixture ran, given their state before it.
+pub type MapCheck = Box<dyn Fn(&Ebpf, &Snapshot)>;
+
 /// One row of a fixture table.
 pub struct Fixture {
     pub name: &'static str,
     pub program: &'static str,
     pub frame: Vec<u8>,
-    /// Prepares maps before the run.
-    pub setup: fn(&mut Ebpf),
+    pub setup: MapSetup,
     pub verdict: u32,
     pub output: Output,
-    /// Checks maps after the run, given their state before it.
-    pub check: Box<dyn Fn(&Ebpf, &Snapshot)>,
+    pub check: MapCheck,
 }
 
 /// Map state captured before a fixture runs, for checks on what changed.
@@ -55,12 +58,23 @@ pub struct Snapshot {
     pub class_stats: dataplane::ClassStats,
 }
 
+/// No map check beyond the harness's own (verdict, bytes, checksums).
+pub fn no_check() -> MapCheck {
+    Box::new(|_, _| {})
+}
+
 /// No map setup.
-pub fn no_setup(_: &mut Ebpf) {}
+pub fn no_setup() -> MapSetup {
+    Box::new(|_| {})
+}
 
 /// Loads a fresh copy of the data plane, so fixtures never see each other's map state.
 pub fn fresh_dataplane() -> Ebpf {
-    dataplane::open().expect("load the data plane object")
+    dataplane::open(dataplane::TableSizes {
+        flows: 4096,
+        bindings: 4096,
+    })
+    .expect("load the data plane object")
 }
 
 /// Runs `frame` once through `program` and returns (verdict, output frame).
@@ -109,6 +123,13 @@ pub fn run_table(fixtures: Vec<Fixture>) {
                 hex_dump(expected),
                 hex_dump(&out)
             ));
+        }
+        // Whatever the data plane forwards must carry checksums that a full recomputation
+        // accepts, independently of the incremental updates it made.
+        if verdict == verdict::REDIRECT
+            && let Err(e) = verify_checksums(&out)
+        {
+            problems.push(format!("forwarded frame has a bad checksum: {e}"));
         }
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             (fixture.check)(&ebpf, &before);

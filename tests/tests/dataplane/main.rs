@@ -2,4 +2,8 @@
 //! `BPF_PROG_TEST_RUN`. Needs root; says SKIPPED otherwise.
 
 mod classify;
+mod differential;
 mod harness;
+mod nat;
+mod scratch_netns;
+mod verifier;

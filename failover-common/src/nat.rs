@@ -1,0 +1,380 @@
+//! Map types of the NAT data plane and the pure rules both sides apply: port allocation,
+//! connection-tracking states and timeouts. Every type is `#[repr(C)]`, integers and byte
+//! arrays only, explicit padding, size checked at compile time (hash maps compare raw bytes,
+//! so keys are built from zero with [`Default`]).
+
+/// Uplink slots in the uplinks map and the devmap.
+pub const MAX_UPLINKS: u32 = 8;
+/// Slot of the LAN interface in the devices map, after the uplinks.
+pub const LAN_SLOT: u32 = MAX_UPLINKS;
+/// Entries of the devices map.
+pub const DEVICE_SLOTS: u32 = MAX_UPLINKS + 1;
+/// `Policy::active` when no uplink may carry traffic.
+pub const NO_UPLINK: u32 = u32::MAX;
+
+/// Connection-tracking entries (LRU: the least recently used flow is evicted when full).
+pub const FLOW_ENTRIES: u32 = 1 << 20;
+/// Endpoint-independent port bindings, and their reverse index.
+pub const BINDING_ENTRIES: u32 = 1 << 20;
+/// Default external port range of an uplink: below Linux's default local port range
+/// (32768-60999), so translated flows never take a port of the router's own connections.
+pub const DEFAULT_PORT_MIN: u16 = 1024;
+pub const DEFAULT_PORT_MAX: u16 = 32767;
+/// Free ports tried before a new flow gives up.
+pub const PORT_PROBES: u32 = 16;
+
+/// One uplink as the data plane sees it. Written by the controller.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Uplink {
+    /// Interface the uplink's frames leave through (also its devmap slot's target).
+    pub ifindex: u32,
+    /// The uplink's own IPv4 address: the NAT address of its flows.
+    pub addr: [u8; 4],
+    /// The router's MAC on this uplink (Ethernet source of translated frames).
+    pub mac: [u8; 6],
+    /// The ISP gateway's MAC (Ethernet destination of translated frames).
+    pub gateway_mac: [u8; 6],
+    /// First and last external port (and ICMP id) used for this uplink's flows.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// MSS written into TCP SYNs leaving through this uplink when they ask for more; 0: off.
+    pub mss: u16,
+    /// 1 when the controller lets flows use this uplink; 0 re-steers its flows.
+    pub usable: u8,
+    pub _pad: u8,
+}
+
+/// Which uplink new flows take. One entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Slot of the active uplink, or [`NO_UPLINK`].
+    pub active: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { active: NO_UPLINK }
+    }
+}
+
+/// The LAN side. One entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lan {
+    pub ifindex: u32,
+    /// LAN network address and prefix length: traffic between LAN hosts is not translated.
+    pub net: [u8; 4],
+    pub prefix_len: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A flow as seen from the LAN: the key of the connection-tracking map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub lan_addr: [u8; 4],
+    pub remote_addr: [u8; 4],
+    /// Ports in network byte order; for ICMP echo, `lan_port` is the identifier and
+    /// `remote_port` is 0.
+    pub lan_port: [u8; 2],
+    pub remote_port: [u8; 2],
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Connection-tracking state of a flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    /// Monotonic time (ns, `bpf_ktime_get_coarse_ns`) of the last packet in either direction.
+    pub last_seen_ns: u64,
+    /// When the flow last confirmed and refreshed its reverse binding. The hit path does it
+    /// at most every [`REVERSE_REFRESH_NS`], to touch one hash entry per packet, not two.
+    pub reverse_seen_ns: u64,
+    /// Uplink slot the flow is pinned to.
+    pub uplink: u32,
+    /// External port (or ICMP id), network byte order.
+    pub ext_port: [u8; 2],
+    /// One of [`tcp_state`].
+    pub state: u8,
+    pub _pad: u8,
+}
+
+/// How often an active flow re-confirms that its reverse binding is still its own and keeps
+/// it from going stale: a sixth of the shortest binding timeout (ICMP, 60 s).
+pub const REVERSE_REFRESH_NS: u64 = 10_000_000_000;
+
+/// An endpoint-independent mapping: a LAN host's port keeps one external port per uplink,
+/// whatever remote it talks to (RFC 4787 REQ-1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BindingKey {
+    pub lan_addr: [u8; 4],
+    pub lan_port: [u8; 2],
+    pub proto: u8,
+    pub uplink: u8,
+}
+
+/// The reverse index of a binding: what arrives on `uplink` for `ext_port` goes to the LAN
+/// host of the binding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReverseKey {
+    pub ext_port: [u8; 2],
+    pub proto: u8,
+    pub uplink: u8,
+}
+
+/// Value of both binding maps: the two ends of the mapping and when it was last used.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Binding {
+    pub last_seen_ns: u64,
+    pub lan_addr: [u8; 4],
+    pub lan_port: [u8; 2],
+    pub ext_port: [u8; 2],
+}
+
+/// TCP states that decide a flow's timeout (RFC 5382: short while opening or closing, long
+/// while established).
+pub mod tcp_state {
+    /// Not TCP, or a SYN seen but no answer yet.
+    pub const OPENING: u8 = 0;
+    pub const ESTABLISHED: u8 = 1;
+    /// A FIN seen in either direction.
+    pub const CLOSING: u8 = 2;
+    /// A RST seen: the flow is over.
+    pub const CLOSED: u8 = 3;
+}
+
+/// Seconds a flow stays valid without traffic.
+pub mod timeout {
+    pub const TCP_ESTABLISHED_S: u64 = 7440;
+    pub const TCP_TRANSITORY_S: u64 = 240;
+    pub const TCP_CLOSED_S: u64 = 10;
+    pub const UDP_S: u64 = 300;
+    pub const ICMP_S: u64 = 60;
+}
+
+/// TCP flag bits.
+pub mod tcp_flag {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+}
+
+/// How long a flow of `proto` in `state` lives without traffic, in nanoseconds.
+#[must_use]
+#[inline(always)]
+pub const fn flow_timeout_ns(proto: u8, state: u8) -> u64 {
+    let seconds = match proto {
+        crate::classify::ip_proto::TCP => match state {
+            tcp_state::ESTABLISHED => timeout::TCP_ESTABLISHED_S,
+            tcp_state::CLOSED => timeout::TCP_CLOSED_S,
+            _ => timeout::TCP_TRANSITORY_S,
+        },
+        crate::classify::ip_proto::UDP => timeout::UDP_S,
+        _ => timeout::ICMP_S,
+    };
+    seconds * 1_000_000_000
+}
+
+/// How long a binding (and its reverse entry) lives unused: as long as the longest-lived flow
+/// that can use it, since every packet of those flows refreshes it.
+#[must_use]
+#[inline(always)]
+pub const fn binding_timeout_ns(proto: u8) -> u64 {
+    flow_timeout_ns(proto, tcp_state::ESTABLISHED)
+}
+
+/// True when an entry last used at `last_seen_ns` has outlived `timeout_ns` at `now_ns`.
+#[must_use]
+#[inline(always)]
+pub const fn expired(last_seen_ns: u64, timeout_ns: u64, now_ns: u64) -> bool {
+    now_ns.saturating_sub(last_seen_ns) > timeout_ns
+}
+
+/// The TCP state after a segment with `flags`; `from_lan` says which side sent it.
+#[must_use]
+#[inline(always)]
+pub const fn next_tcp_state(state: u8, flags: u8, from_lan: bool) -> u8 {
+    if flags & tcp_flag::RST != 0 {
+        return tcp_state::CLOSED;
+    }
+    if flags & tcp_flag::FIN != 0 {
+        return tcp_state::CLOSING;
+    }
+    match state {
+        // The remote's answer to the LAN's SYN (or any ACK from it) establishes the flow.
+        tcp_state::OPENING if !from_lan && flags & tcp_flag::ACK != 0 => tcp_state::ESTABLISHED,
+        // A new SYN from the LAN on a closed tuple opens it again.
+        tcp_state::CLOSED if from_lan && flags & tcp_flag::SYN != 0 => tcp_state::OPENING,
+        other => other,
+    }
+}
+
+/// The `attempt`-th external port to try for a new binding, in `[min, max]`. The first try
+/// keeps the LAN port when it is in range (port preservation, RFC 4787 "should"); the next
+/// ones probe linearly from a position hashed from the binding, so hosts spread out.
+#[must_use]
+#[inline(always)]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "min + offset <= max, a u16"
+)]
+pub const fn candidate_port(min: u16, max: u16, lan_port: u16, hash: u32, attempt: u32) -> u16 {
+    if max < min {
+        return min;
+    }
+    let span = (max - min) as u32 + 1;
+    let offset = if attempt == 0 && lan_port >= min && lan_port <= max {
+        (lan_port - min) as u32
+    } else {
+        (hash % span + attempt % span) % span
+    };
+    (min as u32 + offset) as u16
+}
+
+/// A cheap, well-mixed hash of a binding key (the data plane has no hasher library).
+#[must_use]
+#[inline(always)]
+pub const fn binding_hash(lan_addr: [u8; 4], lan_port: [u8; 2], proto: u8) -> u32 {
+    let mut h =
+        u32::from_ne_bytes(lan_addr) ^ ((u16::from_ne_bytes(lan_port) as u32) << 16) ^ proto as u32;
+    // murmur3 finalizer
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// True when `addr` is in `net/prefix_len`.
+#[must_use]
+#[inline(always)]
+pub const fn in_subnet(addr: [u8; 4], net: [u8; 4], prefix_len: u8) -> bool {
+    if prefix_len == 0 {
+        return true;
+    }
+    let shift = 32 - if prefix_len > 32 { 32 } else { prefix_len } as u32;
+    let mask = u32::MAX << shift;
+    u32::from_be_bytes(addr) & mask == u32::from_be_bytes(net) & mask
+}
+
+/// Destinations the data plane never translates: multicast, limited broadcast, this-network
+/// and loopback. They go to the kernel.
+#[must_use]
+#[inline(always)]
+pub const fn is_special_destination(addr: [u8; 4]) -> bool {
+    addr[0] >= 224 || addr[0] == 0 || addr[0] == 127
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<Uplink>() == 28);
+    assert!(core::mem::size_of::<Policy>() == 4);
+    assert!(core::mem::size_of::<Lan>() == 12);
+    assert!(core::mem::size_of::<FlowKey>() == 16);
+    assert!(core::mem::size_of::<Flow>() == 24);
+    assert!(core::mem::size_of::<BindingKey>() == 8);
+    assert!(core::mem::size_of::<ReverseKey>() == 4);
+    assert!(core::mem::size_of::<Binding>() == 16);
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: each type is repr(C), built only of integers and byte arrays, with explicit
+    // padding fields, so every bit pattern is valid and there are no hidden padding bytes.
+    unsafe impl aya::Pod for super::Uplink {}
+    unsafe impl aya::Pod for super::Policy {}
+    unsafe impl aya::Pod for super::Lan {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::Flow {}
+    unsafe impl aya::Pod for super::BindingKey {}
+    unsafe impl aya::Pod for super::ReverseKey {}
+    unsafe impl aya::Pod for super::Binding {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_ports_stay_in_range_and_are_distinct() {
+        for (min, max) in [
+            (1024, 65535),
+            (40000, 40015),
+            (50000, 50000),
+            (61000, 61100),
+        ] {
+            for hash in [0, 1, 0xdead_beef, u32::MAX] {
+                let mut seen = std::vec::Vec::new();
+                let span = u32::from(max - min) + 1;
+                for attempt in 0..PORT_PROBES.min(span) {
+                    let port = candidate_port(min, max, 33333, hash, attempt);
+                    assert!((min..=max).contains(&port), "{port} outside {min}..={max}");
+                    seen.push(port);
+                }
+                let tries = seen.len();
+                seen.sort_unstable();
+                seen.dedup();
+                // The probes after the first are distinct; only the preserved port may repeat.
+                assert!(
+                    seen.len() + 1 >= tries,
+                    "{min}..={max} hash {hash:#x}: {seen:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn port_is_preserved_when_in_range() {
+        assert_eq!(candidate_port(1024, 65535, 40000, 12345, 0), 40000);
+        assert_ne!(candidate_port(50000, 60000, 40000, 12345, 0), 40000);
+    }
+
+    #[test]
+    fn tcp_state_machine() {
+        use tcp_flag::*;
+        let s = next_tcp_state(tcp_state::OPENING, SYN, true);
+        assert_eq!(s, tcp_state::OPENING);
+        let s = next_tcp_state(s, SYN | ACK, false);
+        assert_eq!(s, tcp_state::ESTABLISHED);
+        assert_eq!(next_tcp_state(s, ACK, true), tcp_state::ESTABLISHED);
+        assert_eq!(next_tcp_state(s, FIN | ACK, false), tcp_state::CLOSING);
+        assert_eq!(next_tcp_state(s, RST, true), tcp_state::CLOSED);
+        assert_eq!(
+            next_tcp_state(tcp_state::CLOSED, SYN, true),
+            tcp_state::OPENING
+        );
+        assert_eq!(
+            next_tcp_state(tcp_state::CLOSED, ACK, false),
+            tcp_state::CLOSED
+        );
+    }
+
+    #[test]
+    fn timeouts_follow_state() {
+        use crate::classify::ip_proto::{ICMP, TCP, UDP};
+        assert!(
+            flow_timeout_ns(TCP, tcp_state::ESTABLISHED) > flow_timeout_ns(TCP, tcp_state::OPENING)
+        );
+        assert!(flow_timeout_ns(TCP, tcp_state::CLOSED) < flow_timeout_ns(TCP, tcp_state::CLOSING));
+        assert_eq!(flow_timeout_ns(UDP, 0), 300_000_000_000);
+        assert_eq!(flow_timeout_ns(ICMP, 0), 60_000_000_000);
+    }
+
+    #[test]
+    fn subnets_and_special_destinations() {
+        assert!(in_subnet([10, 10, 0, 11], [10, 10, 0, 0], 24));
+        assert!(!in_subnet([10, 10, 1, 11], [10, 10, 0, 0], 24));
+        assert!(in_subnet([1, 2, 3, 4], [0, 0, 0, 0], 0));
+        assert!(in_subnet([10, 10, 0, 11], [10, 10, 0, 11], 32));
+        assert!(is_special_destination([255, 255, 255, 255]));
+        assert!(is_special_destination([224, 0, 0, 251]));
+        assert!(!is_special_destination([203, 0, 113, 10]));
+    }
+}

@@ -1,0 +1,265 @@
+//! Connection tracking and endpoint-independent port bindings.
+
+use aya_ebpf::{
+    bindings::{BPF_ANY, BPF_NOEXIST},
+    helpers::bpf_jiffies64,
+};
+use failover_common::{
+    classify::ip_proto,
+    nat::{
+        Binding, BindingKey, Flow, FlowKey, MAX_UPLINKS, NO_UPLINK, PORT_PROBES,
+        REVERSE_REFRESH_NS, ReverseKey, Uplink, binding_hash, binding_timeout_ns, candidate_port,
+        expired, flow_timeout_ns, next_tcp_state, tcp_state,
+    },
+    verdict::Reason,
+};
+
+use crate::maps::{BINDINGS, FLOWS, POLICY, REVERSE, UPLINKS};
+
+/// Nanoseconds per kernel tick, set by the loader (`names::GLOBAL_NS_PER_TICK`).
+#[unsafe(no_mangle)]
+static FO_NS_PER_TICK: u64 = 0;
+
+/// Monotonic time at tick resolution (4 ms at HZ=250): timeouts are seconds, and reading
+/// jiffies costs a fraction of a clock read (about 30 ns per packet on the test machines).
+#[inline(always)]
+pub fn now_ns() -> u64 {
+    // SAFETY: a plain read of a load-time constant; no preconditions for the helper.
+    unsafe { bpf_jiffies64() * core::ptr::read_volatile(&raw const FO_NS_PER_TICK) }
+}
+
+/// The uplink in `slot` if the controller lets flows use it.
+#[inline(always)]
+pub fn usable_uplink(slot: u32) -> Option<&'static Uplink> {
+    if slot >= MAX_UPLINKS {
+        return None;
+    }
+    UPLINKS.get(slot).filter(|u| u.usable != 0)
+}
+
+/// The slot of the uplink whose address is `addr`.
+#[inline(always)]
+pub fn uplink_with_addr(addr: [u8; 4]) -> Option<u32> {
+    (0..MAX_UPLINKS).find(|slot| {
+        UPLINKS
+            .get(*slot)
+            .is_some_and(|u| u.ifindex != 0 && u.addr == addr)
+    })
+}
+
+/// The slot of the uplink on interface `ifindex`.
+#[inline(always)]
+pub fn uplink_on(ifindex: u32) -> Option<(u32, &'static Uplink)> {
+    (0..MAX_UPLINKS).find_map(|slot| {
+        UPLINKS
+            .get(slot)
+            .filter(|u| u.ifindex == ifindex)
+            .map(|u| (slot, u))
+    })
+}
+
+/// Where an outbound packet goes: its uplink slot and external port.
+pub struct Steering {
+    pub slot: u32,
+    pub uplink: &'static Uplink,
+    pub ext_port: [u8; 2],
+}
+
+/// Finds or creates the flow of an outbound packet. A flow keeps its uplink while that uplink
+/// is usable and its binding still belongs to it; otherwise it moves to the active uplink.
+#[inline(always)]
+pub fn steer_outbound(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steering, Reason> {
+    if let Some(flow) = FLOWS.get_ptr_mut(key) {
+        // SAFETY: a map value pointer; concurrent updates of these plain fields are benign.
+        let flow = unsafe { &mut *flow };
+        if !expired(
+            flow.last_seen_ns,
+            flow_timeout_ns(key.proto, flow.state),
+            now,
+        ) && let Some(uplink) = usable_uplink(flow.uplink)
+            && reverse_still_ours(flow, key, now)
+        {
+            flow.last_seen_ns = now;
+            flow.state = next_tcp_state(flow.state, tcp_flags, true);
+            return Ok(Steering {
+                slot: flow.uplink,
+                uplink,
+                ext_port: flow.ext_port,
+            });
+        }
+    }
+    let slot = POLICY.get(0).map_or(NO_UPLINK, |p| p.active);
+    let uplink = usable_uplink(slot).ok_or(Reason::NoUplink)?;
+    let ext_port = bind(key, slot, uplink, now)?;
+    let state = if key.proto == ip_proto::TCP {
+        next_tcp_state(tcp_state::OPENING, tcp_flags, true)
+    } else {
+        tcp_state::OPENING
+    };
+    let flow = Flow {
+        last_seen_ns: now,
+        reverse_seen_ns: now,
+        uplink: slot,
+        ext_port,
+        state,
+        _pad: 0,
+    };
+    // An LRU map makes room by evicting the least recently used flow; it cannot fail for
+    // lack of space, so a failed insert only means a concurrent insert of the same flow.
+    let _ = FLOWS.insert(key, flow, u64::from(BPF_ANY));
+    Ok(Steering {
+        slot,
+        uplink,
+        ext_port,
+    })
+}
+
+/// At most every `REVERSE_REFRESH_NS`, confirms that the flow's reverse binding still maps to
+/// it (an LRU eviction or a reclaim may have taken it) and refreshes its time.
+#[inline(always)]
+fn reverse_still_ours(flow: &mut Flow, key: &FlowKey, now: u64) -> bool {
+    if now.saturating_sub(flow.reverse_seen_ns) < REVERSE_REFRESH_NS {
+        return true;
+    }
+    flow.reverse_seen_ns = now;
+    refresh_reverse(key, flow.uplink, flow.ext_port, now)
+}
+
+/// Refreshes the reverse entry of (`slot`, `ext_port`) if it still maps to the flow's LAN end.
+#[inline(always)]
+fn refresh_reverse(key: &FlowKey, slot: u32, ext_port: [u8; 2], now: u64) -> bool {
+    let rkey = reverse_key(ext_port, key.proto, slot);
+    match REVERSE.get_ptr_mut(rkey) {
+        Some(entry) => {
+            // SAFETY: a map value pointer.
+            let entry = unsafe { &mut *entry };
+            if entry.lan_addr != key.lan_addr || entry.lan_port != key.lan_port {
+                return false;
+            }
+            entry.last_seen_ns = now;
+            true
+        }
+        None => false,
+    }
+}
+
+#[inline(always)]
+fn reverse_key(ext_port: [u8; 2], proto: u8, slot: u32) -> ReverseKey {
+    ReverseKey {
+        ext_port,
+        proto,
+        uplink: slot_byte(slot),
+    }
+}
+
+/// Keys store the uplink slot in a byte; slots are below `MAX_UPLINKS`.
+#[inline(always)]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "slots are below MAX_UPLINKS (8)"
+)]
+fn slot_byte(slot: u32) -> u8 {
+    slot as u8
+}
+
+/// The external port of the LAN end of `key` on uplink `slot`: its existing binding, or a
+/// newly allocated free port (endpoint-independent mapping).
+#[inline(always)]
+fn bind(key: &FlowKey, slot: u32, uplink: &Uplink, now: u64) -> Result<[u8; 2], Reason> {
+    let bkey = BindingKey {
+        lan_addr: key.lan_addr,
+        lan_port: key.lan_port,
+        proto: key.proto,
+        uplink: slot_byte(slot),
+    };
+    // SAFETY: a map value read by copy.
+    if let Some(existing) = unsafe { BINDINGS.get(bkey) }.copied()
+        && refresh_reverse(key, slot, existing.ext_port, now)
+    {
+        return Ok(existing.ext_port);
+    }
+    let hash = binding_hash(key.lan_addr, key.lan_port, key.proto);
+    let lan_port = u16::from_be_bytes(key.lan_port);
+    for attempt in 0..PORT_PROBES {
+        let ext_port =
+            candidate_port(uplink.port_min, uplink.port_max, lan_port, hash, attempt).to_be_bytes();
+        let binding = Binding {
+            last_seen_ns: now,
+            lan_addr: key.lan_addr,
+            lan_port: key.lan_port,
+            ext_port,
+        };
+        let rkey = reverse_key(ext_port, key.proto, slot);
+        if claim(&rkey, &binding, key.proto, now) {
+            let _ = BINDINGS.insert(bkey, binding, u64::from(BPF_ANY));
+            return Ok(ext_port);
+        }
+    }
+    Err(Reason::PortsExhausted)
+}
+
+/// Takes the external port of `rkey` if it is free or its binding went stale.
+#[inline(always)]
+fn claim(rkey: &ReverseKey, binding: &Binding, proto: u8, now: u64) -> bool {
+    if REVERSE
+        .insert(rkey, binding, u64::from(BPF_NOEXIST))
+        .is_ok()
+    {
+        return true;
+    }
+    match REVERSE.get_ptr_mut(rkey) {
+        Some(entry) => {
+            // SAFETY: a map value pointer.
+            let entry = unsafe { &mut *entry };
+            if expired(entry.last_seen_ns, binding_timeout_ns(proto), now) {
+                *entry = *binding;
+                return true;
+            }
+            false
+        }
+        None => REVERSE
+            .insert(rkey, binding, u64::from(BPF_NOEXIST))
+            .is_ok(),
+    }
+}
+
+/// The LAN end of an inbound packet for `ext_port` on uplink `slot` from `remote`, if a live
+/// flow of the LAN host to that remote exists (address- and port-dependent filtering).
+/// Updates the flow's state and time.
+#[inline(always)]
+pub fn match_inbound(
+    slot: u32,
+    proto: u8,
+    ext_port: [u8; 2],
+    remote_addr: [u8; 4],
+    remote_port: [u8; 2],
+    tcp_flags: u8,
+    now: u64,
+) -> Result<FlowKey, Reason> {
+    let rkey = reverse_key(ext_port, proto, slot);
+    let entry = REVERSE.get_ptr_mut(rkey).ok_or(Reason::NoMapping)?;
+    // SAFETY: a map value pointer.
+    let entry = unsafe { &mut *entry };
+    // Padding zeroed through Default: hash maps compare keys byte for byte.
+    let key = FlowKey {
+        lan_addr: entry.lan_addr,
+        lan_port: entry.lan_port,
+        remote_addr,
+        remote_port,
+        proto,
+        ..FlowKey::default()
+    };
+    let flow = FLOWS.get_ptr_mut(key).ok_or(Reason::NoFlow)?;
+    // SAFETY: a map value pointer.
+    let flow = unsafe { &mut *flow };
+    if flow.uplink != slot
+        || flow.ext_port != ext_port
+        || expired(flow.last_seen_ns, flow_timeout_ns(proto, flow.state), now)
+    {
+        return Err(Reason::NoFlow);
+    }
+    flow.last_seen_ns = now;
+    flow.state = next_tcp_state(flow.state, tcp_flags, false);
+    entry.last_seen_ns = now;
+    Ok(key)
+}

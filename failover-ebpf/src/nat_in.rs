@@ -1,0 +1,143 @@
+//! Uplink ingress: translate replies (and ICMP errors about translated flows) back to the
+//! LAN host, resolve its MAC through the kernel's FIB, and redirect to the LAN.
+
+use core::mem;
+
+use aya_ebpf::{
+    EbpfContext as _,
+    bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup, xdp_action},
+    helpers::bpf_fib_lookup as fib_lookup,
+    programs::XdpContext,
+};
+use failover_common::{
+    classify::ip_proto,
+    nat::{FlowKey, LAN_SLOT},
+    verdict::Reason,
+};
+use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+
+use crate::{
+    flows, icmp_error, maps, mss, packet,
+    stats::{count_uplink, verdict},
+    transport::{self, icmp_type},
+};
+
+const AF_INET: u8 = 2;
+const _: () = assert!(mem::size_of::<bpf_fib_lookup>().is_multiple_of(4));
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "64 bytes"
+)]
+const FIB_PARAMS_LEN: i32 = mem::size_of::<bpf_fib_lookup>() as i32;
+const SYN: u8 = 0x02;
+
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> u32 {
+    match translate(ctx) {
+        Ok(action) => action,
+        Err(reason) => verdict(xdp_action::XDP_PASS, reason),
+    }
+}
+
+#[inline(always)]
+fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
+    let frame = packet::parse(ctx)?;
+    // SAFETY: bounds-checked by packet::parse.
+    let (eth, ip) = unsafe { (&mut *frame.eth, &mut *frame.ip) };
+    let (slot, uplink) = flows::uplink_on(ingress_ifindex(ctx)).ok_or(Reason::UnknownUplink)?;
+    if ip.dst_addr != uplink.addr {
+        return Err(Reason::NotForwarded);
+    }
+    let l4 = transport::parse(ctx, frame.class)?;
+    let now = flows::now_ns();
+    let mut reason = Reason::TranslatedIn;
+    let flow = if l4.proto == ip_proto::ICMP && l4.icmp_type != icmp_type::ECHO_REPLY {
+        let flow = icmp_error::translate(ctx, slot, uplink.addr, frame.ip_end, now)?;
+        reason = Reason::IcmpErrorTranslated;
+        flow
+    } else {
+        // SAFETY: bounds-checked at parse time.
+        let ext_port = unsafe { *l4.dst_port };
+        let flow = flows::match_inbound(
+            slot,
+            l4.proto,
+            ext_port,
+            ip.src_addr,
+            l4.remote_port(true),
+            l4.tcp_flags,
+            now,
+        )?;
+        l4.set_port(l4.dst_port, flow.lan_port);
+        if l4.tcp_flags & SYN != 0 && uplink.mss != 0 {
+            mss::clamp(ctx, &l4, uplink.mss, frame.ip_end);
+        }
+        flow
+    };
+    transport::set_addr(ip, &l4, false, flow.lan_addr);
+    count_uplink(slot, ctx.data_end() - ctx.data(), false);
+    forward_to_lan(ctx, eth, ip, &flow, reason)
+}
+
+/// Sends a translated packet to the LAN host through the kernel's FIB and neighbour table;
+/// what the FIB cannot resolve goes (translated) to the kernel, which forwards it.
+#[inline(always)]
+fn forward_to_lan(
+    ctx: &XdpContext,
+    eth: &mut EthHdr,
+    ip: &mut Ipv4Hdr,
+    flow: &FlowKey,
+    reason: Reason,
+) -> Result<u32, Reason> {
+    if ip.ttl <= 1 {
+        return Err(Reason::TtlExpiring);
+    }
+    let mut params = zeroed_fib_params();
+    params.family = AF_INET;
+    params.l4_protocol = flow.proto;
+    params.ifindex = ingress_ifindex(ctx);
+    params.__bindgen_anon_1.tot_len = u16::from_be_bytes(ip.tot_len);
+    params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(ip.src_addr);
+    params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(ip.dst_addr);
+    // SAFETY: ctx is the program's context and params a properly sized local.
+    let rc = unsafe { fib_lookup(ctx.as_ptr(), &raw mut params, FIB_PARAMS_LEN, 0) };
+    let lan_ifindex = maps::LAN.get(0).map_or(0, |lan| lan.ifindex);
+    if rc == i64::from(BPF_FIB_LKUP_RET_NO_NEIGH) {
+        return Err(Reason::NeighbourUnresolved);
+    }
+    if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) || params.ifindex != lan_ifindex {
+        return Err(Reason::NoRoute);
+    }
+    packet::decrement_ttl(ip);
+    packet::set_macs(eth, params.smac, params.dmac);
+    match maps::DEVICES.redirect(LAN_SLOT, 0) {
+        Ok(action) => Ok(verdict(action, reason)),
+        Err(_) => Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed)),
+    }
+}
+
+/// The kernel's `xdp_md.ingress_ifindex` is a u32; aya widens it to usize.
+#[inline(always)]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the field is a u32 in the kernel"
+)]
+fn ingress_ifindex(ctx: &XdpContext) -> u32 {
+    ctx.ingress_ifindex() as u32
+}
+
+/// An all-zero FIB request, written as 4-byte stores: `mem::zeroed` compiles to a call to a
+/// byte-by-byte `memset` on BPF.
+#[inline(always)]
+fn zeroed_fib_params() -> bpf_fib_lookup {
+    let mut params = mem::MaybeUninit::<bpf_fib_lookup>::uninit();
+    // The struct is 4-byte aligned and a multiple of 4 bytes long.
+    let words = params.as_mut_ptr().cast::<u32>();
+    for i in 0..mem::size_of::<bpf_fib_lookup>() / 4 {
+        // SAFETY: in bounds of the 64-byte struct; volatile keeps LLVM from turning the loop
+        // back into a memset call.
+        unsafe { words.add(i).write_volatile(0) };
+    }
+    // SAFETY: every byte was written; all-zero is a valid bpf_fib_lookup.
+    unsafe { params.assume_init() }
+}

@@ -1,0 +1,76 @@
+//! LAN ingress: steer each outbound IPv4 TCP, UDP or ICMP echo packet to an uplink,
+//! translate its source to the uplink's address and an allocated port, and redirect it.
+
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use failover_common::{
+    classify::ip_proto,
+    nat::{FlowKey, in_subnet, is_special_destination},
+    verdict::Reason,
+};
+
+use crate::{
+    flows, maps, mss, packet,
+    stats::{count_uplink, verdict},
+    transport::{self, icmp_type},
+};
+
+const SYN: u8 = 0x02;
+
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> u32 {
+    match translate(ctx) {
+        Ok(action) => action,
+        Err(reason) => verdict(xdp_action::XDP_PASS, reason),
+    }
+}
+
+#[inline(always)]
+fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
+    let frame = packet::parse(ctx)?;
+    // SAFETY: bounds-checked by packet::parse.
+    let (eth, ip) = unsafe { (&mut *frame.eth, &mut *frame.ip) };
+    let dst = ip.dst_addr;
+    let lan = maps::LAN.get(0).ok_or(Reason::NotForwarded)?;
+    // To the router itself, another LAN host, or not from a LAN host: the kernel's business.
+    if is_special_destination(dst)
+        || in_subnet(dst, lan.net, lan.prefix_len)
+        || !in_subnet(ip.src_addr, lan.net, lan.prefix_len)
+        || flows::uplink_with_addr(dst).is_some()
+    {
+        return Err(Reason::NotForwarded);
+    }
+    if ip.ttl <= 1 {
+        return Err(Reason::TtlExpiring);
+    }
+    let l4 = transport::parse(ctx, frame.class)?;
+    if l4.proto == ip_proto::ICMP && l4.icmp_type != icmp_type::ECHO_REQUEST {
+        return Err(Reason::UnsupportedProtocol);
+    }
+    // Padding zeroed through Default: hash maps compare keys byte for byte.
+    let key = FlowKey {
+        lan_addr: ip.src_addr,
+        remote_addr: dst,
+        // SAFETY: bounds-checked at parse time.
+        lan_port: unsafe { *l4.src_port },
+        remote_port: l4.remote_port(false),
+        proto: l4.proto,
+        ..FlowKey::default()
+    };
+    let steering = flows::steer_outbound(&key, l4.tcp_flags, flows::now_ns())?;
+    let uplink = steering.uplink;
+    if uplink.gateway_mac == [0; 6] {
+        return Err(Reason::NoGatewayMac);
+    }
+    transport::set_addr(ip, &l4, true, uplink.addr);
+    l4.set_port(l4.src_port, steering.ext_port);
+    if l4.tcp_flags & SYN != 0 && uplink.mss != 0 {
+        mss::clamp(ctx, &l4, uplink.mss, frame.ip_end);
+    }
+    packet::decrement_ttl(ip);
+    packet::set_macs(eth, uplink.mac, uplink.gateway_mac);
+    count_uplink(steering.slot, ctx.data_end() - ctx.data(), true);
+    match maps::DEVICES.redirect(steering.slot, 0) {
+        Ok(action) => Ok(verdict(action, Reason::TranslatedOut)),
+        Err(_) => Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed)),
+    }
+}

@@ -1,0 +1,419 @@
+//! The minimal loader: loads the data plane, describes the LAN and the uplinks in its maps
+//! (addresses, MACs, gateway MACs learned from the kernel), chooses the active uplink and
+//! attaches the XDP programs. The controller (health probes, policy) builds on it.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use aya::{
+    Ebpf,
+    programs::xdp::{XdpLinkId, XdpMode},
+};
+use failover_common::{
+    names,
+    nat::{self, Lan, Policy, Uplink},
+};
+use tracing::{info, warn};
+
+use crate::{
+    dataplane::{self, DataplaneError, TableSizes},
+    netlink::{Netlink, NetlinkError},
+};
+
+/// One uplink to manage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UplinkSpec {
+    pub name: String,
+    pub interface: String,
+    /// The ISP gateway; learned from the routing table when absent.
+    pub gateway: Option<Ipv4Addr>,
+    pub ports: (u16, u16),
+    /// MSS clamp for TCP SYNs through this uplink; 0: off.
+    pub mss: u16,
+}
+
+impl std::str::FromStr for UplinkSpec {
+    type Err = String;
+
+    /// `NAME=INTERFACE[,gateway=IP][,mss=N][,ports=MIN-MAX]`, e.g. `lte=wwan0,mss=1360`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, rest) = text.split_once('=').ok_or_else(|| {
+            format!("`{text}`: expected NAME=INTERFACE[,gateway=IP][,mss=N][,ports=MIN-MAX]")
+        })?;
+        let mut parts = rest.split(',');
+        let interface = parts.next().unwrap_or_default();
+        if name.is_empty() || interface.is_empty() {
+            return Err(format!(
+                "`{text}`: the uplink needs a name and an interface"
+            ));
+        }
+        let mut spec = UplinkSpec {
+            name: name.to_owned(),
+            interface: interface.to_owned(),
+            gateway: None,
+            ports: (nat::DEFAULT_PORT_MIN, nat::DEFAULT_PORT_MAX),
+            mss: 0,
+        };
+        for option in parts {
+            let (key, value) = option
+                .split_once('=')
+                .ok_or_else(|| format!("`{option}`: expected KEY=VALUE"))?;
+            match key {
+                "gateway" => {
+                    spec.gateway = Some(
+                        value
+                            .parse()
+                            .map_err(|e| format!("gateway `{value}`: {e}"))?,
+                    );
+                }
+                "mss" => {
+                    spec.mss = value.parse().map_err(|e| format!("mss `{value}`: {e}"))?;
+                    if !(536..=9000).contains(&spec.mss) {
+                        return Err(format!("mss {}: must be between 536 and 9000", spec.mss));
+                    }
+                }
+                "ports" => {
+                    let range = value
+                        .split_once('-')
+                        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                        .filter(|(a, b): &(u16, u16)| 1 <= *a && a <= b)
+                        .ok_or_else(|| {
+                            format!(
+                                "ports `{value}`: expected MIN-MAX with 1 <= MIN <= MAX <= 65535"
+                            )
+                        })?;
+                    spec.ports = range;
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown uplink option `{key}` (known: gateway, mss, ports)"
+                    ));
+                }
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// What to load and where.
+#[derive(Clone, Debug)]
+pub struct LoaderSpec {
+    pub lan: String,
+    pub uplinks: Vec<UplinkSpec>,
+    pub active: String,
+    /// Generic (skb) XDP instead of the driver's native XDP.
+    pub skb_mode: bool,
+    pub tables: TableSizes,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("interface `{0}` has no IPv4 address")]
+    NoAddress(String),
+    #[error("uplink `{uplink}`: no gateway given and no route through `{interface}` names one")]
+    NoGateway { uplink: String, interface: String },
+    #[error("the active uplink `{0}` is not one of the uplinks")]
+    UnknownActive(String),
+    #[error("at most {} uplinks", nat::MAX_UPLINKS)]
+    TooManyUplinks,
+    #[error(
+        "uplink `{uplink}`: port range {min}-{max} overlaps the kernel's local port range {kmin}-{kmax}; \
+         the router's own connections would collide with translated flows (choose a range outside it)"
+    )]
+    PortRangeOverlap {
+        uplink: String,
+        min: u16,
+        max: u16,
+        kmin: u16,
+        kmax: u16,
+    },
+    #[error("attaching {program} to `{interface}` failed: {source}{hint}")]
+    Attach {
+        program: &'static str,
+        interface: String,
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+        hint: &'static str,
+    },
+    #[error("{0}: {1}")]
+    System(&'static str, std::io::Error),
+}
+
+/// The loaded, attached data plane. Dropping it detaches the programs.
+pub struct Running {
+    ebpf: Ebpf,
+    uplinks: Vec<(String, u32)>,
+    _links: Vec<XdpLinkId>,
+}
+
+impl Running {
+    /// Makes `name` the uplink new flows take.
+    pub fn set_active(&mut self, name: &str) -> Result<(), LoaderError> {
+        let slot = self.slot(name)?;
+        Ok(dataplane::set_policy(
+            &mut self.ebpf,
+            Policy { active: slot },
+        )?)
+    }
+
+    fn slot(&self, name: &str) -> Result<u32, LoaderError> {
+        self.uplinks
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, slot)| *slot)
+            .ok_or_else(|| LoaderError::UnknownActive(name.to_owned()))
+    }
+
+    #[must_use]
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+}
+
+/// Loads and attaches the data plane as `spec` says.
+pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
+    if spec.uplinks.len() > nat::MAX_UPLINKS as usize {
+        return Err(LoaderError::TooManyUplinks);
+    }
+    let active = spec
+        .uplinks
+        .iter()
+        .position(|u| u.name == spec.active)
+        .ok_or_else(|| LoaderError::UnknownActive(spec.active.clone()))?;
+    check_port_ranges(&spec.uplinks)?;
+    prepare_kernel(&spec.uplinks)?;
+    let netlink = Netlink::connect()?;
+    let mut ebpf = dataplane::open(spec.tables)?;
+
+    let lan_link = netlink.link(&spec.lan).await?;
+    let (lan_addr, prefix_len) = netlink
+        .ipv4(lan_link.index)
+        .await?
+        .ok_or_else(|| LoaderError::NoAddress(spec.lan.clone()))?;
+    dataplane::set_lan(
+        &mut ebpf,
+        Lan {
+            ifindex: lan_link.index,
+            net: lan_addr.octets(),
+            prefix_len,
+            _pad: [0; 3],
+        },
+    )?;
+    let mut uplinks = Vec::new();
+    for (slot, spec_uplink) in (0u32..).zip(&spec.uplinks) {
+        let uplink = describe_uplink(&netlink, spec_uplink).await?;
+        info!(
+            uplink = %spec_uplink.name,
+            interface = %spec_uplink.interface,
+            address = %Ipv4Addr::from(uplink.addr),
+            gateway_mac = %format_mac(uplink.gateway_mac),
+            usable = uplink.usable,
+            "uplink described"
+        );
+        dataplane::set_uplink(&mut ebpf, slot, uplink)?;
+        uplinks.push((spec_uplink.name.clone(), slot));
+    }
+    dataplane::set_policy(
+        &mut ebpf,
+        Policy {
+            active: u32::try_from(active).unwrap_or(nat::NO_UPLINK),
+        },
+    )?;
+
+    let mode = if spec.skb_mode {
+        XdpMode::Skb
+    } else {
+        XdpMode::Default
+    };
+    let mut links = vec![attach(&mut ebpf, names::PROG_LAN_INGRESS, &spec.lan, mode)?];
+    for uplink in &spec.uplinks {
+        links.push(attach(
+            &mut ebpf,
+            names::PROG_UPLINK_INGRESS,
+            &uplink.interface,
+            mode,
+        )?);
+    }
+    info!(lan = %spec.lan, active = %spec.active, "data plane attached");
+    Ok(Running {
+        ebpf,
+        uplinks,
+        _links: links,
+    })
+}
+
+async fn describe_uplink(netlink: &Netlink, spec: &UplinkSpec) -> Result<Uplink, LoaderError> {
+    let link = netlink.link(&spec.interface).await?;
+    let (addr, _) = netlink
+        .ipv4(link.index)
+        .await?
+        .ok_or_else(|| LoaderError::NoAddress(spec.interface.clone()))?;
+    let gateway = match spec.gateway {
+        Some(gateway) => gateway,
+        None => netlink
+            .gateway_on(link.index)
+            .await?
+            .ok_or_else(|| LoaderError::NoGateway {
+                uplink: spec.name.clone(),
+                interface: spec.interface.clone(),
+            })?,
+    };
+    let gateway_mac = resolve_neighbour(netlink, &spec.interface, link.index, gateway).await?;
+    if gateway_mac.is_none() {
+        warn!(uplink = %spec.name, %gateway, "gateway MAC not resolved: the uplink is not usable until it is");
+    }
+    Ok(Uplink {
+        ifindex: link.index,
+        addr: addr.octets(),
+        mac: link.mac,
+        gateway_mac: gateway_mac.unwrap_or_default(),
+        port_min: spec.ports.0,
+        port_max: spec.ports.1,
+        mss: spec.mss,
+        usable: u8::from(link.carrier && gateway_mac.is_some()),
+        _pad: 0,
+    })
+}
+
+/// The neighbour's MAC; when the kernel has none yet, a datagram to the discard port through
+/// the interface makes it send an ARP request, and the table is polled for up to 2 s.
+async fn resolve_neighbour(
+    netlink: &Netlink,
+    interface: &str,
+    index: u32,
+    ip: Ipv4Addr,
+) -> Result<Option<[u8; 6]>, LoaderError> {
+    if let Some(mac) = netlink.neighbour_mac(index, ip).await? {
+        return Ok(Some(mac));
+    }
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|e| LoaderError::System("opening a UDP socket", e))?;
+    socket
+        .bind_device(Some(interface.as_bytes()))
+        .map_err(|e| LoaderError::System("binding a socket to the uplink", e))?;
+    let _ = socket.send_to(&[], (ip, 9)).await;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(mac) = netlink.neighbour_mac(index, ip).await? {
+            return Ok(Some(mac));
+        }
+    }
+    Ok(None)
+}
+
+fn attach(
+    ebpf: &mut Ebpf,
+    program: &'static str,
+    interface: &str,
+    mode: XdpMode,
+) -> Result<XdpLinkId, LoaderError> {
+    let xdp = dataplane::xdp_program(ebpf, program)?;
+    xdp.attach(interface, mode)
+        .map_err(|source| LoaderError::Attach {
+            program,
+            interface: interface.to_owned(),
+            source: Box::new(source),
+            hint: if mode == XdpMode::Skb {
+                ""
+            } else {
+                " (if the driver lacks native XDP, use generic XDP: --skb-mode)"
+            },
+        })
+}
+
+/// Port ranges must avoid the kernel's local port range (the router's own connections).
+fn check_port_ranges(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .map_err(|e| LoaderError::System("reading net.ipv4.ip_local_port_range", e))?;
+    let mut bounds = text
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (Some(kmin), Some(kmax)) = (bounds.next(), bounds.next()) else {
+        return Ok(());
+    };
+    for u in uplinks {
+        if u.ports.0 <= kmax && kmin <= u.ports.1 {
+            return Err(LoaderError::PortRangeOverlap {
+                uplink: u.name.clone(),
+                min: u.ports.0,
+                max: u.ports.1,
+                kmin,
+                kmax,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Turns on IPv4 forwarding (the FIB lookup and the kernel's fallback path need it) and warns
+/// about kernel masquerade on managed uplinks, which would take ports the data plane hands out.
+fn prepare_kernel(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+        .map_err(|e| LoaderError::System("enabling net.ipv4.ip_forward", e))?;
+    info!(
+        "net.ipv4.ip_forward set to 1: the data plane's FIB lookups and the kernel fallback path need it"
+    );
+    if let Ok(out) = std::process::Command::new("nft")
+        .args(["list", "ruleset"])
+        .output()
+    {
+        let ruleset = String::from_utf8_lossy(&out.stdout);
+        for u in uplinks {
+            if ruleset.lines().any(|l| {
+                l.contains("masquerade")
+                    && (l.contains(&format!("\"{}\"", u.interface)) || !l.contains("oif"))
+            }) {
+                warn!(
+                    interface = %u.interface,
+                    "an nftables masquerade rule may apply to this uplink: the data plane translates its flows itself; \
+                     remove the rule for managed uplinks (see README, \"Running on a real router\")"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[must_use]
+pub fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uplink_spec_parses_options_and_rejects_bad_input() {
+        let spec: UplinkSpec = "lte=wwan0,mss=1360,ports=2000-3000,gateway=100.64.0.1"
+            .parse()
+            .unwrap();
+        assert_eq!(spec.name, "lte");
+        assert_eq!(spec.interface, "wwan0");
+        assert_eq!(spec.mss, 1360);
+        assert_eq!(spec.ports, (2000, 3000));
+        assert_eq!(spec.gateway, Some(Ipv4Addr::new(100, 64, 0, 1)));
+        let plain: UplinkSpec = "fiber=eth1".parse().unwrap();
+        assert_eq!(plain.ports, (nat::DEFAULT_PORT_MIN, nat::DEFAULT_PORT_MAX));
+        assert_eq!(plain.mss, 0);
+        for bad in [
+            "fiber",
+            "=eth1",
+            "fiber=",
+            "a=b,mss=10",
+            "a=b,ports=9-1",
+            "a=b,ports=0-5",
+            "a=b,color=red",
+            "a=b,gateway=x",
+        ] {
+            assert!(bad.parse::<UplinkSpec>().is_err(), "{bad} must be rejected");
+        }
+    }
+}

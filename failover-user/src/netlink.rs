@@ -1,0 +1,163 @@
+//! What the controller reads from the kernel over netlink (rtnetlink): interfaces, their
+//! IPv4 addresses, gateways from the routing table, and neighbour (ARP) entries.
+
+use std::net::Ipv4Addr;
+
+use futures_util::stream::TryStreamExt as _;
+use netlink_packet_route::{
+    address::AddressAttribute,
+    link::LinkAttribute,
+    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState},
+    route::{RouteAddress, RouteAttribute},
+};
+use rtnetlink::{Handle, RouteMessageBuilder};
+
+/// Errors talking to the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("netlink: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("netlink: {0}")]
+    Request(#[from] rtnetlink::Error),
+    #[error("no interface named `{0}`")]
+    NoSuchInterface(String),
+}
+
+/// An interface as the data plane needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub mac: [u8; 6],
+    /// The interface is administratively up and has a carrier.
+    pub carrier: bool,
+}
+
+/// A netlink connection, driven by a task on the current tokio runtime.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Opens a connection in the calling thread's network namespace.
+    pub fn connect() -> Result<Self, NetlinkError> {
+        let (connection, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Link, NetlinkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        let message = match links.try_next().await {
+            Ok(Some(message)) => message,
+            // The kernel answers ENODEV for an unknown name.
+            Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => {
+                return Err(NetlinkError::NoSuchInterface(name.to_owned()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut link = Link {
+            index: message.header.index,
+            mac: [0; 6],
+            carrier: false,
+        };
+        for attribute in message.attributes {
+            match attribute {
+                LinkAttribute::Address(bytes) if bytes.len() == 6 => {
+                    link.mac.copy_from_slice(&bytes);
+                }
+                LinkAttribute::Carrier(carrier) => link.carrier = carrier != 0,
+                _ => {}
+            }
+        }
+        Ok(link)
+    }
+
+    /// The first IPv4 address of interface `index`, with its prefix length.
+    pub async fn ipv4(&self, index: u32) -> Result<Option<(Ipv4Addr, u8)>, NetlinkError> {
+        let mut addresses = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        while let Some(message) = addresses.try_next().await? {
+            for attribute in &message.attributes {
+                if let AddressAttribute::Address(std::net::IpAddr::V4(addr)) = attribute {
+                    return Ok(Some((*addr, message.header.prefix_len)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The gateway of a route through interface `index` (the default route's, if there is one).
+    pub async fn gateway_on(&self, index: u32) -> Result<Option<Ipv4Addr>, NetlinkError> {
+        let mut routes = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        let mut best: Option<(u8, Ipv4Addr)> = None;
+        while let Some(route) = routes.try_next().await? {
+            let mut oif = None;
+            let mut gateway = None;
+            for attribute in &route.attributes {
+                match attribute {
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gateway = Some(*g),
+                    _ => {}
+                }
+            }
+            let prefix = route.header.destination_prefix_length;
+            if let (Some(i), Some(g)) = (oif, gateway)
+                && i == index
+                && best.is_none_or(|(p, _)| prefix < p)
+            {
+                best = Some((prefix, g));
+            }
+        }
+        Ok(best.map(|(_, g)| g))
+    }
+
+    /// The MAC of neighbour `ip` on interface `index`, if the kernel has resolved it.
+    pub async fn neighbour_mac(
+        &self,
+        index: u32,
+        ip: Ipv4Addr,
+    ) -> Result<Option<[u8; 6]>, NetlinkError> {
+        let mut neighbours = self.handle.neighbours().get().execute();
+        while let Some(message) = neighbours.try_next().await? {
+            if message.header.ifindex != index
+                || matches!(
+                    message.header.state,
+                    NeighbourState::Failed | NeighbourState::Incomplete | NeighbourState::None
+                )
+            {
+                continue;
+            }
+            let mut destination = None;
+            let mut mac = None;
+            for attribute in &message.attributes {
+                match attribute {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(d)) => {
+                        destination = Some(*d);
+                    }
+                    NeighbourAttribute::LinkLayerAddress(bytes) if bytes.len() == 6 => {
+                        mac = Some([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]]);
+                    }
+                    _ => {}
+                }
+            }
+            if destination == Some(ip) && mac.is_some() {
+                return Ok(mac);
+            }
+        }
+        Ok(None)
+    }
+}
