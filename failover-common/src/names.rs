@@ -27,6 +27,8 @@ pub const MAP_LAN: &str = "fo_lan";
 pub const MAP_DEVICES: &str = "fo_devices";
 /// Connection tracking: [`crate::nat::FlowKey`] to [`crate::nat::Flow`].
 pub const MAP_FLOWS: &str = "fo_flows";
+/// Per-CPU cache of recent outbound translations: [`crate::nat::CachedFlow`].
+pub const MAP_FLOW_CACHE: &str = "fo_flow_cache";
 /// Endpoint-independent bindings: [`crate::nat::BindingKey`] to [`crate::nat::Binding`].
 pub const MAP_BINDINGS: &str = "fo_bindings";
 /// Reverse index of the bindings: [`crate::nat::ReverseKey`] to [`crate::nat::Binding`].
@@ -57,6 +59,7 @@ mod tests {
             MAP_LAN,
             MAP_DEVICES,
             MAP_FLOWS,
+            MAP_FLOW_CACHE,
             MAP_BINDINGS,
             MAP_REVERSE,
         ] {

@@ -102,6 +102,40 @@ pub struct Flow {
     pub _pad: u8,
 }
 
+/// Slots per CPU of the flow cache in front of `fo_flows` (a power of two).
+pub const FLOW_CACHE_SLOTS: u32 = 4096;
+/// How long a cached translation serves outbound packets before the flow table is consulted
+/// (and its time refreshed) again: far below the shortest flow timeout (10 s).
+pub const FLOW_CACHE_TTL_NS: u64 = 1_000_000_000;
+
+/// A per-CPU cache entry: the translation of a recent outbound flow. Array lookups compile
+/// to plain loads, so a cache hit needs no helper call, unlike a hash lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CachedFlow {
+    pub key: FlowKey,
+    /// When the flow table confirmed this translation; 0 for an empty slot.
+    pub checked_ns: u64,
+    pub uplink: u32,
+    pub ext_port: [u8; 2],
+    pub _pad: [u8; 2],
+}
+
+/// The flow cache slot of `key`.
+#[must_use]
+#[inline(always)]
+pub const fn flow_cache_slot(key: &FlowKey) -> u32 {
+    let a = u32::from_ne_bytes(key.lan_addr);
+    let b = u32::from_ne_bytes(key.remote_addr);
+    let c = u32::from_ne_bytes([
+        key.lan_port[0],
+        key.lan_port[1],
+        key.remote_port[0],
+        key.remote_port[1],
+    ]);
+    mix32(a ^ b.rotate_left(7) ^ c.rotate_left(13) ^ key.proto as u32) & (FLOW_CACHE_SLOTS - 1)
+}
+
 /// How often an active flow re-confirms that its reverse binding is still its own and keeps
 /// it from going stale: a sixth of the shortest binding timeout (ICMP, 60 s).
 pub const REVERSE_REFRESH_NS: u64 = 10_000_000_000;
@@ -242,9 +276,15 @@ pub const fn candidate_port(min: u16, max: u16, lan_port: u16, hash: u32, attemp
 #[must_use]
 #[inline(always)]
 pub const fn binding_hash(lan_addr: [u8; 4], lan_port: [u8; 2], proto: u8) -> u32 {
-    let mut h =
-        u32::from_ne_bytes(lan_addr) ^ ((u16::from_ne_bytes(lan_port) as u32) << 16) ^ proto as u32;
-    // murmur3 finalizer
+    mix32(
+        u32::from_ne_bytes(lan_addr) ^ ((u16::from_ne_bytes(lan_port) as u32) << 16) ^ proto as u32,
+    )
+}
+
+/// The murmur3 finalizer: every input bit affects every output bit.
+#[must_use]
+#[inline(always)]
+const fn mix32(mut h: u32) -> u32 {
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
@@ -279,6 +319,8 @@ const _: () = {
     assert!(core::mem::size_of::<Lan>() == 12);
     assert!(core::mem::size_of::<FlowKey>() == 16);
     assert!(core::mem::size_of::<Flow>() == 24);
+    assert!(core::mem::size_of::<CachedFlow>() == 32);
+    assert!(FLOW_CACHE_SLOTS.is_power_of_two());
     assert!(core::mem::size_of::<BindingKey>() == 8);
     assert!(core::mem::size_of::<ReverseKey>() == 4);
     assert!(core::mem::size_of::<Binding>() == 16);
@@ -293,6 +335,7 @@ mod pod {
     unsafe impl aya::Pod for super::Lan {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::Flow {}
+    unsafe impl aya::Pod for super::CachedFlow {}
     unsafe impl aya::Pod for super::BindingKey {}
     unsafe impl aya::Pod for super::ReverseKey {}
     unsafe impl aya::Pod for super::Binding {}
@@ -328,6 +371,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn flow_cache_slots_are_in_range_and_spread() {
+        let mut used = std::collections::BTreeSet::new();
+        for port in 0..1000u16 {
+            let key = FlowKey {
+                lan_addr: [10, 10, 0, 11],
+                remote_addr: [203, 0, 113, 10],
+                lan_port: (40000 + port).to_be_bytes(),
+                remote_port: 443u16.to_be_bytes(),
+                proto: 6,
+                _pad: [0; 3],
+            };
+            let slot = flow_cache_slot(&key);
+            assert!(slot < FLOW_CACHE_SLOTS);
+            used.insert(slot);
+        }
+        assert!(
+            used.len() > 800,
+            "1000 flows landed in only {} slots",
+            used.len()
+        );
     }
 
     #[test]

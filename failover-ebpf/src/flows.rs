@@ -7,14 +7,15 @@ use aya_ebpf::{
 use failover_common::{
     classify::ip_proto,
     nat::{
-        Binding, BindingKey, Flow, FlowKey, MAX_UPLINKS, NO_UPLINK, PORT_PROBES,
-        REVERSE_REFRESH_NS, ReverseKey, Uplink, binding_hash, binding_timeout_ns, candidate_port,
-        expired, flow_timeout_ns, next_tcp_state, tcp_state,
+        Binding, BindingKey, CachedFlow, FLOW_CACHE_TTL_NS, Flow, FlowKey, MAX_UPLINKS, NO_UPLINK,
+        PORT_PROBES, REVERSE_REFRESH_NS, ReverseKey, Uplink, binding_hash, binding_timeout_ns,
+        candidate_port, expired, flow_cache_slot, flow_timeout_ns, next_tcp_state, tcp_flag,
+        tcp_state,
     },
     verdict::Reason,
 };
 
-use crate::maps::{BINDINGS, FLOWS, POLICY, REVERSE, UPLINKS};
+use crate::maps::{BINDINGS, FLOW_CACHE, FLOWS, POLICY, REVERSE, UPLINKS};
 
 /// Nanoseconds per kernel tick, set by the loader (`names::GLOBAL_NS_PER_TICK`).
 #[unsafe(no_mangle)]
@@ -65,10 +66,53 @@ pub struct Steering {
     pub ext_port: [u8; 2],
 }
 
+/// TCP flags that change a flow's state: segments carrying them always reach the flow table.
+const STATE_FLAGS: u8 = tcp_flag::SYN | tcp_flag::FIN | tcp_flag::RST;
+
 /// Finds or creates the flow of an outbound packet. A flow keeps its uplink while that uplink
 /// is usable and its binding still belongs to it; otherwise it moves to the active uplink.
+///
+/// A per-CPU cache answers most packets of a busy flow without touching the flow table:
+/// outbound segments without SYN, FIN or RST never change a flow's state, and the table's
+/// time for the flow is refreshed whenever the cached entry is older than
+/// `FLOW_CACHE_TTL_NS`, far below any timeout.
 #[inline(always)]
 pub fn steer_outbound(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steering, Reason> {
+    let cached = FLOW_CACHE.get_ptr_mut(flow_cache_slot(key));
+    if let Some(entry) = cached {
+        // SAFETY: this CPU's slot of a preallocated per-CPU array.
+        let entry = unsafe { &*entry };
+        if tcp_flags & STATE_FLAGS == 0
+            && entry.key == *key
+            && now.saturating_sub(entry.checked_ns) < FLOW_CACHE_TTL_NS
+            && let Some(uplink) = usable_uplink(entry.uplink)
+        {
+            return Ok(Steering {
+                slot: entry.uplink,
+                uplink,
+                ext_port: entry.ext_port,
+            });
+        }
+    }
+    let steering = steer_through_table(key, tcp_flags, now)?;
+    if let Some(entry) = cached {
+        // SAFETY: this CPU's slot; no other program runs on this CPU meanwhile.
+        unsafe {
+            *entry = CachedFlow {
+                key: *key,
+                checked_ns: now,
+                uplink: steering.slot,
+                ext_port: steering.ext_port,
+                _pad: [0; 2],
+            };
+        }
+    }
+    Ok(steering)
+}
+
+/// The flow table's answer for an outbound packet (see [`steer_outbound`]).
+#[inline(always)]
+fn steer_through_table(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steering, Reason> {
     if let Some(flow) = FLOWS.get_ptr_mut(key) {
         // SAFETY: a map value pointer; concurrent updates of these plain fields are benign.
         let flow = unsafe { &mut *flow };

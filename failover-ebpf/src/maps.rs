@@ -9,8 +9,8 @@ use aya_ebpf::{
 use failover_common::{
     classify::CLASS_STATS_ENTRIES,
     nat::{
-        BINDING_ENTRIES, Binding, BindingKey, DEVICE_SLOTS, FLOW_ENTRIES, Flow, FlowKey, Lan,
-        MAX_UPLINKS, Policy, ReverseKey, Uplink,
+        BINDING_ENTRIES, Binding, BindingKey, CachedFlow, DEVICE_SLOTS, FLOW_CACHE_SLOTS,
+        FLOW_ENTRIES, Flow, FlowKey, Lan, MAX_UPLINKS, Policy, ReverseKey, Uplink,
     },
     verdict::{REASON_COUNT, UplinkCounters},
 };
@@ -47,6 +47,10 @@ pub static DEVICES: DevMap<{ DEVICE_SLOTS as usize }> = DevMap::new();
 /// `names::MAP_FLOWS`.
 #[btf_map(name = "fo_flows")]
 pub static FLOWS: LruHashMap<FlowKey, Flow, { FLOW_ENTRIES as usize }> = LruHashMap::new();
+
+/// `names::MAP_FLOW_CACHE`.
+#[btf_map(name = "fo_flow_cache")]
+pub static FLOW_CACHE: PerCpuArray<CachedFlow, { FLOW_CACHE_SLOTS as usize }> = PerCpuArray::new();
 
 /// `names::MAP_BINDINGS`.
 #[btf_map(name = "fo_bindings")]

@@ -40,7 +40,10 @@ const PACKAGES: &[(&str, &str)] = &[
         "llvm-22-dev",
         "LLVM 22, the LLVM of Debian's rustc, which bpf-linker links against",
     ),
-    ("bpftool", "inspects the data plane's programs and maps"),
+    (
+        "bpftool",
+        "inspects the data plane's maps; the verifier-budget test loads programs with it",
+    ),
     (
         "iproute2",
         "ip: network namespaces, veth links and routes of the lab",
