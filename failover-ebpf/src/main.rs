@@ -27,7 +27,7 @@ use failover_common::classify::Direction;
 #[xdp]
 pub fn fo_lan_ingress(ctx: XdpContext) -> u32 {
     classify::count(&ctx, Direction::Lan);
-    nat_out::run(&ctx)
+    stats::or_pass(nat_out::translate(&ctx))
 }
 
 /// Uplink ingress: replies to translated flows go back to the LAN host; the rest (the
@@ -35,7 +35,7 @@ pub fn fo_lan_ingress(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn fo_wan_ingress(ctx: XdpContext) -> u32 {
     classify::count(&ctx, Direction::Uplink);
-    nat_in::run(&ctx)
+    stats::or_pass(nat_in::translate(&ctx))
 }
 
 /// Reference forwarder: swap the MAC addresses and transmit back out of the same interface.

@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use failover_common::{
     classify::ip_proto,
-    nat::{FlowKey, LAN_SLOT},
+    nat::{FlowKey, LAN_SLOT, tcp_flag},
     verdict::Reason,
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
@@ -30,18 +30,9 @@ const _: () = assert!(mem::size_of::<bpf_fib_lookup>().is_multiple_of(4));
     reason = "64 bytes"
 )]
 const FIB_PARAMS_LEN: i32 = mem::size_of::<bpf_fib_lookup>() as i32;
-const SYN: u8 = 0x02;
-
+/// The verdict for the packet, or the reason it is left to the kernel.
 #[inline(always)]
-pub fn run(ctx: &XdpContext) -> u32 {
-    match translate(ctx) {
-        Ok(action) => action,
-        Err(reason) => verdict(xdp_action::XDP_PASS, reason),
-    }
-}
-
-#[inline(always)]
-fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
+pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
     let frame = packet::parse(ctx)?;
     // SAFETY: bounds-checked by packet::parse.
     let (eth, ip) = unsafe { (&mut *frame.eth, &mut *frame.ip) };
@@ -69,7 +60,7 @@ fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
             now,
         )?;
         l4.set_port(l4.dst_port, flow.lan_port);
-        if l4.tcp_flags & SYN != 0 && uplink.mss != 0 {
+        if l4.tcp_flags & tcp_flag::SYN != 0 && uplink.mss != 0 {
             mss::clamp(ctx, &l4, uplink.mss, frame.ip_end);
         }
         flow

@@ -4,7 +4,7 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use failover_common::{
     classify::ip_proto,
-    nat::{FlowKey, in_subnet, is_special_destination},
+    nat::{FlowKey, in_subnet, is_special_destination, tcp_flag},
     verdict::Reason,
 };
 
@@ -14,18 +14,9 @@ use crate::{
     transport::{self, icmp_type},
 };
 
-const SYN: u8 = 0x02;
-
+/// The verdict for the packet, or the reason it is left to the kernel.
 #[inline(always)]
-pub fn run(ctx: &XdpContext) -> u32 {
-    match translate(ctx) {
-        Ok(action) => action,
-        Err(reason) => verdict(xdp_action::XDP_PASS, reason),
-    }
-}
-
-#[inline(always)]
-fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
+pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
     let frame = packet::parse(ctx)?;
     // SAFETY: bounds-checked by packet::parse.
     let (eth, ip) = unsafe { (&mut *frame.eth, &mut *frame.ip) };
@@ -63,7 +54,7 @@ fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
     }
     transport::set_addr(ip, &l4, true, uplink.addr);
     l4.set_port(l4.src_port, steering.ext_port);
-    if l4.tcp_flags & SYN != 0 && uplink.mss != 0 {
+    if l4.tcp_flags & tcp_flag::SYN != 0 && uplink.mss != 0 {
         mss::clamp(ctx, &l4, uplink.mss, frame.ip_end);
     }
     packet::decrement_ttl(ip);

@@ -19,6 +19,16 @@ pub fn verdict(action: u32, reason: Reason) -> u32 {
     action
 }
 
+/// A program's verdict: its own, or `XDP_PASS` counted under the reason it left the packet to
+/// the kernel.
+#[inline(always)]
+pub fn or_pass(result: Result<u32, Reason>) -> u32 {
+    match result {
+        Ok(action) => action,
+        Err(reason) => verdict(aya_ebpf::bindings::xdp_action::XDP_PASS, reason),
+    }
+}
+
 #[inline(always)]
 pub fn count_uplink(slot: u32, bytes: usize, outbound: bool) {
     if let Some(c) = UPLINK_COUNTERS.get_ptr_mut(slot) {
