@@ -103,7 +103,7 @@ pub struct Flow {
 }
 
 /// Slots per CPU of the flow cache in front of `fo_flows` (a power of two).
-pub const FLOW_CACHE_SLOTS: u32 = 4096;
+pub const FLOW_CACHE_SLOTS: u32 = 1 << 16;
 /// How long a cached translation serves outbound packets before the flow table is consulted
 /// (and its time refreshed) again: far below the shortest flow timeout (10 s).
 pub const FLOW_CACHE_TTL_NS: u64 = 1_000_000_000;
