@@ -181,6 +181,32 @@ fn reason_counted(reason: Reason) -> MapCheck {
     })
 }
 
+/// The LTE uplink's MSS clamp as it appears in a TCP option.
+const LTE_MSS_BYTES: [u8; 2] = LTE_MSS.to_be_bytes();
+
+/// A SYN from the LAN with `options`, through LTE: it must leave translated with
+/// `clamped_options`.
+fn syn_on_lte(name: &'static str, net: Net, options: &[u8], clamped_options: &[u8]) -> Fixture {
+    Fixture {
+        name,
+        program: names::PROG_LAN_INGRESS,
+        frame: Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN)
+            .tcp_options(options)
+            .build(),
+        setup: Net { active: LTE, ..net }.setup(),
+        verdict: verdict::REDIRECT,
+        output: Output::Bytes(
+            leaving(
+                Frame::tcp(with_addr(LTE_ADDR, 40000), sock(WEB_SERVER), tcp_flags::SYN)
+                    .tcp_options(clamped_options),
+                LTE,
+            )
+            .build(),
+        ),
+        check: no_check(),
+    }
+}
+
 /// Runs `body` with a fresh scratch namespace, inside it. One at a time: the namespace has a
 /// fixed name so that a run can remove what a crashed run left.
 pub fn in_scratch(body: impl FnOnce(&ScratchNetns) + Send) {
@@ -259,80 +285,26 @@ fn outbound_translation() {
                 ),
                 check: no_check(),
             },
-            Fixture {
-                name: "snat_tcp_syn_to_lte_clamps_mss",
-                program: names::PROG_LAN_INGRESS,
-                frame: Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN)
-                    .tcp_options(&[1, 1, 4, 2, 2, 4, 0x05, 0xb4])
-                    .build(),
-                setup: Net { active: LTE, ..net }.setup(),
-                verdict: verdict::REDIRECT,
-                output: Output::Bytes(
-                    leaving(
-                        Frame::tcp(with_addr(LTE_ADDR, 40000), sock(WEB_SERVER), tcp_flags::SYN)
-                            .tcp_options(&[
-                                1,
-                                1,
-                                4,
-                                2,
-                                2,
-                                4,
-                                (LTE_MSS >> 8) as u8,
-                                (LTE_MSS & 0xff) as u8,
-                            ]),
-                        LTE,
-                    )
-                    .build(),
-                ),
-                check: no_check(),
-            },
-            Fixture {
-                // Window scale first puts the MSS value at an odd offset, across two
-                // checksum words.
-                name: "snat_tcp_syn_clamps_mss_at_odd_offset",
-                program: names::PROG_LAN_INGRESS,
-                frame: Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN)
-                    .tcp_options(&[3, 3, 7, 2, 4, 0x05, 0xb4, 0])
-                    .build(),
-                setup: Net { active: LTE, ..net }.setup(),
-                verdict: verdict::REDIRECT,
-                output: Output::Bytes(
-                    leaving(
-                        Frame::tcp(with_addr(LTE_ADDR, 40000), sock(WEB_SERVER), tcp_flags::SYN)
-                            .tcp_options(&[
-                                3,
-                                3,
-                                7,
-                                2,
-                                4,
-                                (LTE_MSS >> 8) as u8,
-                                (LTE_MSS & 0xff) as u8,
-                                0,
-                            ]),
-                        LTE,
-                    )
-                    .build(),
-                ),
-                check: no_check(),
-            },
-            Fixture {
-                name: "snat_tcp_syn_small_mss_untouched",
-                program: names::PROG_LAN_INGRESS,
-                frame: Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN)
-                    .tcp_options(&[2, 4, 0x04, 0x00])
-                    .build(),
-                setup: Net { active: LTE, ..net }.setup(),
-                verdict: verdict::REDIRECT,
-                output: Output::Bytes(
-                    leaving(
-                        Frame::tcp(with_addr(LTE_ADDR, 40000), sock(WEB_SERVER), tcp_flags::SYN)
-                            .tcp_options(&[2, 4, 0x04, 0x00]),
-                        LTE,
-                    )
-                    .build(),
-                ),
-                check: no_check(),
-            },
+            // Through LTE (MSS clamp 1360); the MSS value's place in the options varies.
+            syn_on_lte(
+                "snat_tcp_syn_to_lte_clamps_mss",
+                net,
+                &[1, 1, 4, 2, 2, 4, 0x05, 0xb4],
+                &[1, 1, 4, 2, 2, 4, LTE_MSS_BYTES[0], LTE_MSS_BYTES[1]],
+            ),
+            // Window scale first puts the MSS value at an odd offset, across two checksum words.
+            syn_on_lte(
+                "snat_tcp_syn_clamps_mss_at_odd_offset",
+                net,
+                &[3, 3, 7, 2, 4, 0x05, 0xb4, 0],
+                &[3, 3, 7, 2, 4, LTE_MSS_BYTES[0], LTE_MSS_BYTES[1], 0],
+            ),
+            syn_on_lte(
+                "snat_tcp_syn_small_mss_untouched",
+                net,
+                &[2, 4, 0x04, 0x00],
+                &[2, 4, 0x04, 0x00],
+            ),
             Fixture {
                 name: "snat_icmp_echo_keeps_id",
                 program: names::PROG_LAN_INGRESS,
@@ -793,8 +765,8 @@ fn inbound_translation() {
                         .tcp_options(&[
                             2,
                             4,
-                            (LTE_MSS >> 8) as u8,
-                            (LTE_MSS & 0xff) as u8,
+                            LTE_MSS_BYTES[0],
+                            LTE_MSS_BYTES[1],
                         ]),
                     )
                     .build(),
