@@ -5,25 +5,17 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use failover_common::classify::{
+    ether_type::{
+        ARP as ETHERTYPE_ARP, IPV4 as ETHERTYPE_IPV4, IPV6 as ETHERTYPE_IPV6,
+        VLAN as ETHERTYPE_VLAN,
+    },
+    ip_proto::{ICMP as PROTO_ICMP, TCP as PROTO_TCP, UDP as PROTO_UDP},
+};
+/// TCP flag bits (the data plane's own constants).
+pub use failover_common::nat::tcp_flag as tcp_flags;
+
 pub type Mac = [u8; 6];
-
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
-
-/// TCP flag bits.
-pub mod tcp_flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-}
 
 /// The transport layer of an IPv4 frame.
 #[derive(Clone, Debug)]
@@ -473,6 +465,17 @@ pub fn verify_checksums(frame: &[u8]) -> Result<(), String> {
     } else {
         Err(format!("protocol {} checksum is wrong", ip[9]))
     }
+}
+
+/// Retypes the ICMP message of an untagged IPv4 frame (without IP options) and recomputes its
+/// checksum from scratch.
+pub fn set_icmp_type(frame: &mut [u8], kind: u8, code: u8) {
+    let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+    frame[34] = kind;
+    frame[35] = code;
+    frame[36..38].fill(0);
+    let sum = internet_checksum(&frame[34..14 + total]);
+    frame[36..38].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// Formats a frame as hex, 16 bytes a line, for failure messages.

@@ -69,7 +69,7 @@ use failover_common::{
     verdict::{REASON_COUNT, Reason, UplinkCounters},
 };
 
-pub type Mac = [u8; 6];
+pub use crate::frame::Mac;
 
 /// Shortest time anything in the tables lives without traffic: a comparison with the
 /// kernel must finish well within it.

@@ -42,7 +42,9 @@ use failover_common::{
     verdict::{REASON_COUNT, Reason, UplinkCounters},
 };
 use failover_tests::{
-    frame::{Frame, ROUTER_MAC, hex_dump, internet_checksum, tcp_flags, verify_checksums},
+    frame::{
+        Frame, ROUTER_MAC, hex_dump, internet_checksum, set_icmp_type, tcp_flags, verify_checksums,
+    },
     model::{Fib, Model, Outcome, SHORTEST_TIMEOUT_S},
     privilege::skip_unless_root,
 };
@@ -1377,16 +1379,6 @@ fn icmp_message(
         .build();
     set_icmp_type(&mut frame, kind, code);
     frame
-}
-
-/// Retypes the ICMP message of an untagged frame and recomputes its checksum.
-fn set_icmp_type(frame: &mut [u8], kind: u8, code: u8) {
-    let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
-    frame[34] = kind;
-    frame[35] = code;
-    frame[36..38].fill(0);
-    let sum = internet_checksum(&frame[34..14 + total]);
-    frame[36..38].copy_from_slice(&sum.to_be_bytes());
 }
 
 /// Recomputes the IPv4 header checksum of an untagged IPv4 frame, when the header is there.

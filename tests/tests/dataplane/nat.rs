@@ -11,7 +11,9 @@ use failover_common::{
     verdict::Reason,
 };
 use failover_tests::{
-    frame::{Frame, IP_DF, IP_MF, Mac, ROUTER_MAC, hex_dump, tcp_flags, verify_checksums},
+    frame::{
+        Frame, IP_DF, IP_MF, Mac, ROUTER_MAC, hex_dump, set_icmp_type, tcp_flags, verify_checksums,
+    },
     netns,
     privilege::skip_unless_root,
 };
@@ -801,7 +803,7 @@ fn inbound_translation() {
                         Frame::icmp_echo(*sock(ECHO_SERVER).ip(), FIBER_ADDR.into(), 4242, 1)
                             .macs(FIBER_GW_MAC, FIBER_MAC)
                             .build();
-                    set_icmp_type(&mut f, 0);
+                    set_icmp_type(&mut f, 0, 0);
                     f
                 },
                 setup: net.setup_after(vec![ping.clone()]),
@@ -814,7 +816,7 @@ fn inbound_translation() {
                         1,
                     ))
                     .build();
-                    set_icmp_type(&mut f, 0);
+                    set_icmp_type(&mut f, 0, 0);
                     f
                 }),
                 check: no_check(),
@@ -905,16 +907,6 @@ fn inbound_translation() {
     });
 }
 
-fn set_icmp_type(frame: &mut [u8], icmp_type: u8) {
-    let at = 14 + 20;
-    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
-    frame[at] = icmp_type;
-    let new = u16::from_be_bytes([frame[at], frame[at + 1]]);
-    let check = u16::from_be_bytes([frame[at + 2], frame[at + 3]]);
-    let updated = failover_common::checksum::replace_u16(check, old, new);
-    frame[at + 2..at + 4].copy_from_slice(&updated.to_be_bytes());
-}
-
 /// An ICMP error quoting `inner` (the packet as it left the router), from `from`, to `to`.
 fn icmp_error(
     from: Ipv4Addr,
@@ -932,14 +924,7 @@ fn icmp_error(
         .payload(quoted)
         .macs(FIBER_GW_MAC, FIBER_MAC)
         .build();
-    set_icmp_type(&mut frame, icmp_type);
-    let at = 14 + 20;
-    let old = u16::from_be_bytes([frame[at], frame[at + 1]]);
-    frame[at + 1] = code;
-    let new = u16::from_be_bytes([frame[at], frame[at + 1]]);
-    let check = u16::from_be_bytes([frame[at + 2], frame[at + 3]]);
-    let updated = failover_common::checksum::replace_u16(check, old, new);
-    frame[at + 2..at + 4].copy_from_slice(&updated.to_be_bytes());
+    set_icmp_type(&mut frame, icmp_type, code);
     frame
 }
 
