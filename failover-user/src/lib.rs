@@ -1,6 +1,7 @@
 //! The failover controller: loads the data plane and keeps its maps true.
 
 pub mod clock;
+pub mod config;
 pub mod dataplane;
 pub mod loader;
 pub mod netlink;

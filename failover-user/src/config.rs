@@ -1,0 +1,305 @@
+//! The configuration file (TOML): the one place that names every setting and its default.
+//!
+//! A user with fiber and 4G writes a few lines:
+//!
+//! ```toml
+//! lan = ["lan0"]
+//!
+//! [[uplink]]
+//! name = "fiber"
+//! interface = "eth1"
+//!
+//! [[uplink]]
+//! name = "lte"
+//! interface = "wwan0"
+//! metered = true
+//! mss = 1360
+//! ```
+//!
+//! Everything else has a safe default, documented on its field.
+
+use std::{
+    net::{Ipv4Addr, SocketAddrV4},
+    path::PathBuf,
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+/// Where `failover` looks for its config when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/etc/failover/failover.toml";
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The LAN interface(s) whose outbound traffic is steered.
+    pub lan: Vec<String>,
+    /// The uplinks, in order of preference unless `priority` says otherwise.
+    #[serde(rename = "uplink")]
+    pub uplinks: Vec<UplinkConfig>,
+    #[serde(default)]
+    pub health: HealthConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// Generic (skb) XDP instead of the driver's native XDP, for drivers without XDP support.
+    #[serde(default)]
+    pub skb_mode: bool,
+    /// Where state that survives a restart is kept (the manual override).
+    #[serde(default = "defaults::state_dir")]
+    pub state_dir: PathBuf,
+}
+
+/// One `[[uplink]]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    /// A short name for the CLI and the logs (`fiber`, `lte`).
+    pub name: String,
+    /// The network interface (`eth1`, `wwan0`).
+    pub interface: String,
+    /// Lower is preferred; default: the uplink's position in the file (1, 2, ...).
+    pub priority: Option<u32>,
+    /// Share of new flows among up uplinks of equal priority (weighted balancing); default 1.
+    #[serde(default = "defaults::weight")]
+    pub weight: u32,
+    /// The ISP gateway; default: learned from the routes through the interface.
+    pub gateway: Option<Ipv4Addr>,
+    /// Far probe targets; default: [`defaults::TARGETS`]. Each is `icmp:IP`, `tcp:IP:PORT`,
+    /// `dns:IP` (an A query for `[health] dns_name`) or `http://IP[:PORT]/PATH`.
+    pub targets: Option<Vec<Target>>,
+    /// A metered uplink (4G) is probed more slowly while it is on standby.
+    #[serde(default)]
+    pub metered: bool,
+    /// Clamp the MSS of TCP SYNs through this uplink (for a path with a smaller MTU); default off.
+    pub mss: Option<u16>,
+    /// Source ports (and ICMP ids) handed out for translated flows, `"MIN-MAX"`; default
+    /// `"1024-32767"`, below the kernel's local port range.
+    #[serde(default = "defaults::ports")]
+    pub ports: String,
+    /// After the preferred uplink is back: `"keep"` flows on this uplink running until they
+    /// end (default), or `"move"` them after `drain` (a metered backup wants that).
+    #[serde(default)]
+    pub failback: FailbackMode,
+    /// How long flows stay on this uplink after failback before they are moved (with `"move"`).
+    #[serde(default = "defaults::drain", with = "humantime_serde")]
+    pub drain: Duration,
+}
+
+/// A far probe target, written `icmp:IP`, `tcp:IP:PORT`, `dns:IP` or `http://IP[:PORT]/PATH`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Target {
+    /// ICMP echo.
+    Icmp(Ipv4Addr),
+    /// A TCP handshake.
+    Tcp(SocketAddrV4),
+    /// A DNS query (UDP, port 53) for `[health] dns_name`; any answer counts.
+    Dns(Ipv4Addr),
+    /// An HTTP GET; any HTTP response counts.
+    Http { addr: SocketAddrV4, path: String },
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = |what: &str| {
+            format!(
+                "probe target `{text}`: {what} (expected icmp:IP, tcp:IP:PORT, dns:IP or http://IP[:PORT]/PATH)"
+            )
+        };
+        if let Some(rest) = text.strip_prefix("http://") {
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let addr = host
+                .parse::<SocketAddrV4>()
+                .or_else(|_| host.parse::<Ipv4Addr>().map(|ip| SocketAddrV4::new(ip, 80)))
+                .map_err(|_| bad("the host must be an IPv4 address, optionally with :PORT"))?;
+            return Ok(Self::Http {
+                addr,
+                path: format!("/{path}"),
+            });
+        }
+        let (kind, rest) = text.split_once(':').ok_or_else(|| bad("no kind"))?;
+        match kind {
+            "icmp" => rest
+                .parse()
+                .map(Self::Icmp)
+                .map_err(|_| bad("not an IPv4 address")),
+            "dns" => rest
+                .parse()
+                .map(Self::Dns)
+                .map_err(|_| bad("not an IPv4 address")),
+            "tcp" => rest.parse().map(Self::Tcp).map_err(|_| bad("not IP:PORT")),
+            _ => Err(bad("unknown kind")),
+        }
+    }
+}
+
+impl TryFrom<String> for Target {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Icmp(ip) => write!(f, "icmp:{ip}"),
+            Self::Tcp(addr) => write!(f, "tcp:{addr}"),
+            Self::Dns(ip) => write!(f, "dns:{ip}"),
+            Self::Http { addr, path } => write!(f, "http://{addr}{path}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailbackMode {
+    #[default]
+    Keep,
+    Move,
+}
+
+/// `[health]`: probing and the up/degraded/down decision.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Probe interval per target on an active or unmetered uplink.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Probe interval per target on a metered uplink in standby.
+    #[serde(with = "humantime_serde")]
+    pub metered_standby_interval: Duration,
+    /// A probe unanswered after this long counts as lost.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Probe the gateway with ARP and ICMP echo (besides the far targets).
+    pub gateway_probes: bool,
+    /// No reply from the gateway (ARP or ICMP) for this long: the uplink is down.
+    #[serde(with = "humantime_serde")]
+    pub gateway_down_after: Duration,
+    /// Fewer than `quorum` far targets answered within this long: the uplink is down.
+    #[serde(with = "humantime_serde")]
+    pub targets_down_after: Duration,
+    /// How many far targets must answer (k of n); default: a majority of the uplink's targets.
+    pub quorum: Option<usize>,
+    /// Probes per target kept for loss, RTT and jitter.
+    pub window: usize,
+    /// Loss over the window (percent) at which an up uplink counts as degraded.
+    pub degraded_loss_percent: u8,
+    /// Median RTT over the window at which an up uplink counts as degraded.
+    #[serde(with = "humantime_serde")]
+    pub degraded_rtt: Duration,
+    /// A down uplink must answer without a gap for this long to count as up again.
+    #[serde(with = "humantime_serde")]
+    pub up_after: Duration,
+    /// Fail back to a preferred uplink only after it has been up this long.
+    #[serde(with = "humantime_serde")]
+    pub hold_down: Duration,
+    /// Flap damping: each failure of an uplink adds this penalty...
+    pub flap_penalty: u32,
+    /// ...which halves every `flap_half_life`...
+    #[serde(with = "humantime_serde")]
+    pub flap_half_life: Duration,
+    /// ...and above `flap_suppress` the uplink is not failed back to until the penalty has
+    /// decayed below `flap_reuse`.
+    pub flap_suppress: u32,
+    pub flap_reuse: u32,
+    /// The name a DNS probe asks for.
+    pub dns_name: String,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(100),
+            metered_standby_interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            gateway_probes: true,
+            gateway_down_after: Duration::from_millis(600),
+            targets_down_after: Duration::from_millis(1000),
+            quorum: None,
+            window: 50,
+            degraded_loss_percent: 30,
+            degraded_rtt: Duration::from_millis(1000),
+            up_after: Duration::from_secs(2),
+            hold_down: Duration::from_secs(30),
+            flap_penalty: 1000,
+            flap_half_life: Duration::from_secs(60),
+            flap_suppress: 2500,
+            flap_reuse: 750,
+            dns_name: "example.com".to_owned(),
+        }
+    }
+}
+
+/// `[control]`: the CLI's socket.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// A Unix socket only root can use.
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from("/run/failover/control.sock"),
+        }
+    }
+}
+
+/// `[events]`: the persistent event log and the hook.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Appended to, one JSON object a line; survives restarts.
+    pub log: PathBuf,
+    /// A command run on every state change with the details in `FAILOVER_*` environment
+    /// variables; default none.
+    pub hook: Option<PathBuf>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            log: PathBuf::from("/var/lib/failover/events.jsonl"),
+            hook: None,
+        }
+    }
+}
+
+pub mod defaults {
+    use std::{path::PathBuf, time::Duration};
+
+    /// Far targets when an uplink names none: three public anycast resolvers, answered by
+    /// different operators, so one of them failing is not evidence against the uplink.
+    pub const TARGETS: [&str; 3] = ["icmp:1.1.1.1", "icmp:8.8.8.8", "icmp:9.9.9.9"];
+
+    pub(super) fn state_dir() -> PathBuf {
+        PathBuf::from("/var/lib/failover")
+    }
+    pub(super) fn weight() -> u32 {
+        1
+    }
+    pub(super) fn ports() -> String {
+        format!(
+            "{}-{}",
+            failover_common::nat::DEFAULT_PORT_MIN,
+            failover_common::nat::DEFAULT_PORT_MAX
+        )
+    }
+    pub(super) fn drain() -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+/// Parses a config file's text (no validation beyond the file's shape yet).
+pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+    toml::from_str(text)
+}
