@@ -16,15 +16,28 @@
 //! mss = 1360
 //! ```
 //!
-//! Everything else has a safe default, documented on its field.
+//! Everything else has a safe default, documented on its field and shown in
+//! `docs/failover.example.toml`.
+//!
+//! [`load`] and [`parse`] are the only ways in: they check the file's shape and every rule
+//! between values (in [`validate`]) and return either a valid [`Config`] or every problem found,
+//! each with its line, column and a hint. Loading is pure, so a reload that meets an invalid
+//! file reports it and keeps running with the config it has.
+
+mod error;
+mod summary;
+mod validate;
+
+pub use error::{ConfigError, Problem};
 
 use std::{
     net::{Ipv4Addr, SocketAddrV4},
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
 use serde::Deserialize;
+use toml::de::DeTable;
 
 /// Where `failover` looks for its config when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/failover/failover.toml";
@@ -86,6 +99,51 @@ pub struct UplinkConfig {
     /// How long flows stay on this uplink after failback before they are moved (with `"move"`).
     #[serde(default = "defaults::drain", with = "humantime_serde")]
     pub drain: Duration,
+    /// `ports` parsed, filled in by validation so users of the config never parse it again.
+    #[serde(skip)]
+    port_range: (u16, u16),
+}
+
+impl UplinkConfig {
+    /// The far probe targets: the configured ones or [`defaults::TARGETS`].
+    #[must_use]
+    pub fn targets_or_default(&self) -> Vec<Target> {
+        match &self.targets {
+            Some(targets) => targets.clone(),
+            None => defaults::targets(),
+        }
+    }
+
+    /// The priority: the configured one or, by default, `index + 1` where `index` is the
+    /// uplink's 0-based position in [`Config::uplinks`].
+    #[must_use]
+    pub fn priority_or_position(&self, index: usize) -> u32 {
+        self.priority
+            .unwrap_or_else(|| u32::try_from(index + 1).unwrap_or(u32::MAX))
+    }
+
+    /// `ports` as `(min, max)`, both inclusive (parsed once by [`parse`]).
+    #[must_use]
+    pub fn port_range(&self) -> (u16, u16) {
+        self.port_range
+    }
+}
+
+/// Parses `"MIN-MAX"` with `1 <= MIN <= MAX`.
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (min, max) = text
+        .split_once('-')
+        .ok_or_else(|| format!("ports `{text}` is not `MIN-MAX`"))?;
+    let number = |part: &str| {
+        part.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("ports `{text}`: `{part}` is not a port number (1-65535)"))
+    };
+    let (min, max) = (number(min)?, number(max)?);
+    if min == 0 || min > max {
+        return Err(format!("ports `{text}`: need 1 <= MIN <= MAX"));
+    }
+    Ok((min, max))
 }
 
 /// A far probe target, written `icmp:IP`, `tcp:IP:PORT`, `dns:IP` or `http://IP[:PORT]/PATH`.
@@ -214,6 +272,15 @@ pub struct HealthConfig {
     pub dns_name: String,
 }
 
+impl HealthConfig {
+    /// How many of an uplink's `n_targets` far targets must answer: `quorum`, or by default a
+    /// majority (`n / 2 + 1`).
+    #[must_use]
+    pub fn quorum_for(&self, n_targets: usize) -> usize {
+        self.quorum.unwrap_or(n_targets / 2 + 1)
+    }
+}
+
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
@@ -222,15 +289,15 @@ impl Default for HealthConfig {
             timeout: Duration::from_millis(500),
             gateway_probes: true,
             gateway_down_after: Duration::from_millis(600),
-            targets_down_after: Duration::from_millis(1000),
+            targets_down_after: Duration::from_secs(1),
             quorum: None,
             window: 50,
             degraded_loss_percent: 30,
-            degraded_rtt: Duration::from_millis(1000),
+            degraded_rtt: Duration::from_secs(1),
             up_after: Duration::from_secs(2),
             hold_down: Duration::from_secs(30),
             flap_penalty: 1000,
-            flap_half_life: Duration::from_secs(60),
+            flap_half_life: Duration::from_mins(1),
             flap_suppress: 2500,
             flap_reuse: 750,
             dns_name: "example.com".to_owned(),
@@ -281,6 +348,13 @@ pub mod defaults {
     /// different operators, so one of them failing is not evidence against the uplink.
     pub const TARGETS: [&str; 3] = ["icmp:1.1.1.1", "icmp:8.8.8.8", "icmp:9.9.9.9"];
 
+    pub(super) fn targets() -> Vec<super::Target> {
+        TARGETS
+            .iter()
+            .map(|text| text.parse().expect("the default targets parse (tested)"))
+            .collect()
+    }
+
     pub(super) fn state_dir() -> PathBuf {
         PathBuf::from("/var/lib/failover")
     }
@@ -295,11 +369,42 @@ pub mod defaults {
         )
     }
     pub(super) fn drain() -> Duration {
-        Duration::from_secs(60)
+        Duration::from_mins(1)
     }
 }
 
-/// Parses a config file's text (no validation beyond the file's shape yet).
-pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
-    toml::from_str(text)
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
 }
+
+/// Parses and validates a config file's text; `origin` names it in errors (usually the path).
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        problems,
+    };
+    // Parsed once: the document keeps every value's span, so the semantic checks below can
+    // point at the value they reject.
+    let document = DeTable::parse(text).map_err(|e| invalid(vec![Problem::from_toml(text, &e)]))?;
+    let mut config = Config::deserialize(toml::de::Deserializer::from(document.clone()))
+        .map_err(|e| invalid(vec![Problem::from_toml(text, &e)]))?;
+    let findings = validate::validate(&mut config);
+    if findings.is_empty() {
+        Ok(config)
+    } else {
+        Err(invalid(
+            findings
+                .into_iter()
+                .map(|finding| finding.locate(text, &document))
+                .collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

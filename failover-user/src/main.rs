@@ -1,13 +1,21 @@
 //! The `failover` command.
 
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use failover_user::{dataplane::TableSizes, loader};
+use failover_user::{config, dataplane::TableSizes, loader};
 
 /// Multi-uplink failover router with an eBPF (XDP) data plane.
 #[derive(Parser)]
 #[command(name = "failover", version, about)]
 struct Cli {
+    /// The config file.
+    #[arg(short, long, global = true, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,25 +38,29 @@ enum Command {
         #[arg(long)]
         skb_mode: bool,
     },
+    /// Check a config file: print `FILE: ok` and the effective config, or every problem with
+    /// its line and column (exit status 1).
+    CheckConfig {
+        /// The file to check; default: the `--config` file.
+        file: Option<PathBuf>,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => Ok(check_config(&file.unwrap_or(cli.config))),
         Command::Attach {
             lan,
             uplinks,
             active,
             skb_mode,
-        } => runtime.block_on(async {
+        } => {
             let spec = loader::LoaderSpec {
                 lan,
                 uplinks,
@@ -56,12 +68,37 @@ fn main() -> anyhow::Result<()> {
                 skb_mode,
                 tables: TableSizes::default(),
             };
-            let _running = loader::start(&spec)
-                .await
-                .context("starting the data plane")?;
-            println!("failover: data plane attached; Ctrl-C to detach");
-            wait_for_shutdown().await
-        }),
+            runtime()?.block_on(async {
+                let _running = loader::start(&spec)
+                    .await
+                    .context("starting the data plane")?;
+                println!("failover: data plane attached; Ctrl-C to detach");
+                wait_for_shutdown().await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Prints the verdict itself: a config error is the expected answer here, not a failure of the
+/// program, so it gets no `Error:` prefix or backtrace.
+fn check_config(file: &Path) -> ExitCode {
+    match config::load(file) {
+        Ok(config) => {
+            println!("{}: ok\n{}", file.display(), config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

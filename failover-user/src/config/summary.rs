@@ -1,0 +1,73 @@
+//! The effective config in a few lines, defaults resolved (`failover check-config`).
+
+use std::fmt::Write as _;
+
+use humantime::format_duration;
+
+use super::{Config, FailbackMode};
+
+impl Config {
+    /// One line per uplink and one for the health timings, with every default resolved.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let mut out = format!("lan: {}\n", self.lan.join(", "));
+        let h = &self.health;
+        for (i, uplink) in self.uplinks.iter().enumerate() {
+            let targets = uplink.targets_or_default();
+            let (port_min, port_max) = uplink.port_range();
+            let _ = writeln!(
+                out,
+                "uplink {}: priority {}, interface {}, gateway {}, targets {} (quorum {}), {}, \
+                 mss {}, ports {port_min}-{port_max}, weight {}, failback {}",
+                uplink.name,
+                uplink.priority_or_position(i),
+                uplink.interface,
+                uplink
+                    .gateway
+                    .map_or_else(|| "learned".to_owned(), |ip| ip.to_string()),
+                targets
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                h.quorum_for(targets.len()),
+                if uplink.metered {
+                    "metered"
+                } else {
+                    "unmetered"
+                },
+                uplink
+                    .mss
+                    .map_or_else(|| "unclamped".to_owned(), |mss| mss.to_string()),
+                uplink.weight,
+                match uplink.failback {
+                    FailbackMode::Keep => "keep".to_owned(),
+                    FailbackMode::Move => format!("move after {}", format_duration(uplink.drain)),
+                },
+            );
+        }
+        let _ = writeln!(
+            out,
+            "health: probe every {} (metered standby {}), timeout {}, down after {} (gateway{}) \
+             or {} (targets), up after {}, hold-down {}",
+            format_duration(h.interval),
+            format_duration(h.metered_standby_interval),
+            format_duration(h.timeout),
+            format_duration(h.gateway_down_after),
+            if h.gateway_probes { "" } else { ", not probed" },
+            format_duration(h.targets_down_after),
+            format_duration(h.up_after),
+            format_duration(h.hold_down),
+        );
+        let _ = write!(
+            out,
+            "events: log {}, hook {}",
+            self.events.log.display(),
+            self.events
+                .hook
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |hook| hook.display().to_string()),
+        );
+        out
+    }
+}
