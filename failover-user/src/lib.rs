@@ -3,5 +3,6 @@
 pub mod clock;
 pub mod config;
 pub mod dataplane;
+pub mod events;
 pub mod loader;
 pub mod netlink;
