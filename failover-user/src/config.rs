@@ -20,9 +20,9 @@
 //! `docs/failover.example.toml`.
 //!
 //! [`load`] and [`parse`] are the only ways in: they check the file's shape and every rule
-//! between values (in [`validate`]) and return either a valid [`Config`] or every problem found,
-//! each with its line, column and a hint. Loading is pure, so a reload that meets an invalid
-//! file reports it and keeps running with the config it has.
+//! between values (in `config/validate.rs`) and return either a valid [`Config`] or every
+//! problem found, each with its line, column and a hint. Loading is pure, so a reload that
+//! meets an invalid file reports it and keeps running with the config it has.
 
 mod error;
 mod summary;
@@ -122,7 +122,8 @@ impl UplinkConfig {
             .unwrap_or_else(|| u32::try_from(index + 1).unwrap_or(u32::MAX))
     }
 
-    /// `ports` as `(min, max)`, both inclusive (parsed once by [`parse`]).
+    /// `ports` as `(min, max)`, both inclusive. Parsed once by [`parse`] and [`load`]; a
+    /// `Config` deserialized any other way skips validation and has `(0, 0)` here.
     #[must_use]
     pub fn port_range(&self) -> (u16, u16) {
         self.port_range
