@@ -11,4 +11,5 @@ pub mod checksum;
 pub mod classify;
 pub mod names;
 pub mod nat;
+pub mod reset;
 pub mod verdict;

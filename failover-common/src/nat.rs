@@ -181,6 +181,9 @@ pub mod tcp_state {
     pub const CLOSING: u8 = 2;
     /// A RST seen: the flow is over.
     pub const CLOSED: u8 = 3;
+    /// Set by the controller: the flow leaves its uplink (failback with `failback = "move"`).
+    /// Its next TCP segment from the LAN is answered with a RST; UDP and ICMP are re-steered.
+    pub const MOVED: u8 = 4;
 }
 
 /// Seconds a flow stays valid without traffic.

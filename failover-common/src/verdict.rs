@@ -47,9 +47,12 @@ pub enum Reason {
     IcmpErrorTranslated = 18,
     /// Redirect to the target device failed (devmap slot empty).
     RedirectFailed = 19,
+    /// A TCP segment of a flow whose uplink failed (or that the controller moves to another
+    /// uplink): answered with a RST to the LAN host, so its application reconnects at once.
+    ResetToClient = 20,
 }
 
-pub const REASON_COUNT: u32 = 20;
+pub const REASON_COUNT: u32 = 21;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -73,6 +76,7 @@ impl Reason {
         Reason::UnknownUplink,
         Reason::IcmpErrorTranslated,
         Reason::RedirectFailed,
+        Reason::ResetToClient,
     ];
 
     #[must_use]
@@ -98,6 +102,7 @@ impl Reason {
             Reason::UnknownUplink => "unknown-uplink",
             Reason::IcmpErrorTranslated => "icmp-error-translated",
             Reason::RedirectFailed => "redirect-failed",
+            Reason::ResetToClient => "reset-to-client",
         }
     }
 }

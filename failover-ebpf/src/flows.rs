@@ -94,7 +94,19 @@ pub fn steer_outbound(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steering
             });
         }
     }
-    let steering = steer_through_table(key, tcp_flags, now)?;
+    let steering = match steer_through_table(key, tcp_flags, now) {
+        Ok(steering) => steering,
+        Err(reason) => {
+            if let Some(entry) = cached
+                && reason == Reason::ResetToClient
+            {
+                // The flow is gone from the table; its cached copy must not outlive it.
+                // SAFETY: this CPU's slot; no other program runs on this CPU meanwhile.
+                unsafe { (*entry).uplink = NO_UPLINK };
+            }
+            return Err(reason);
+        }
+    };
     if let Some(entry) = cached {
         // SAFETY: this CPU's slot; no other program runs on this CPU meanwhile.
         unsafe {
@@ -116,11 +128,20 @@ fn steer_through_table(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steerin
     if let Some(flow) = FLOWS.get_ptr_mut(key) {
         // SAFETY: a map value pointer; concurrent updates of these plain fields are benign.
         let flow = unsafe { &mut *flow };
-        if !expired(
+        let live = !expired(
             flow.last_seen_ns,
             flow_timeout_ns(key.proto, flow.state),
             now,
-        ) && let Some(uplink) = usable_uplink(flow.uplink)
+        );
+        let uplink = usable_uplink(flow.uplink);
+        let leaving = uplink.is_none() || flow.state == tcp_state::MOVED;
+        if live && leaving && must_reset(key.proto, flow.state, tcp_flags) {
+            let _ = FLOWS.remove(key);
+            return Err(Reason::ResetToClient);
+        }
+        if live
+            && !leaving
+            && let Some(uplink) = uplink
             && reverse_still_ours(flow, key, now)
         {
             flow.last_seen_ns = now;
@@ -156,6 +177,16 @@ fn steer_through_table(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steerin
         uplink,
         ext_port,
     })
+}
+
+/// A TCP flow that has to leave its uplink cannot continue elsewhere (the remote knows it by
+/// the old address): its segments are answered with a reset, except a SYN (a new connection
+/// on the same ports, which takes the active uplink) and a RST (never answered).
+#[inline(always)]
+fn must_reset(proto: u8, state: u8, tcp_flags: u8) -> bool {
+    proto == ip_proto::TCP
+        && state != tcp_state::CLOSED
+        && tcp_flags & (tcp_flag::SYN | tcp_flag::RST) == 0
 }
 
 /// At most every `REVERSE_REFRESH_NS`, confirms that the flow's reverse binding still maps to

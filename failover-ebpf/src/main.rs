@@ -16,6 +16,7 @@ mod mss;
 mod nat_in;
 mod nat_out;
 mod packet;
+mod reset;
 mod stats;
 mod transport;
 

@@ -9,7 +9,7 @@ use failover_common::{
 };
 
 use crate::{
-    flows, maps, mss, packet,
+    flows, maps, mss, packet, reset,
     stats::{count_uplink, verdict},
     transport::{self, icmp_type},
 };
@@ -47,7 +47,10 @@ pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
         proto: l4.proto,
         ..FlowKey::default()
     };
-    let steering = flows::steer_outbound(&key, l4.tcp_flags, flows::now_ns())?;
+    let steering = match flows::steer_outbound(&key, l4.tcp_flags, flows::now_ns()) {
+        Err(Reason::ResetToClient) => return reset::answer(ctx),
+        other => other?,
+    };
     let uplink = steering.uplink;
     if uplink.gateway_mac == [0; 6] {
         return Err(Reason::NoGatewayMac);

@@ -163,6 +163,34 @@ pub fn flows(ebpf: &Ebpf) -> Result<Vec<(nat::FlowKey, nat::Flow)>, DataplaneErr
     hash_entries(ebpf, names::MAP_FLOWS)
 }
 
+/// Rewrites a tracked flow (the controller marks flows it moves `tcp_state::MOVED`).
+/// A flow that ended meanwhile is not brought back.
+pub fn update_flow(
+    ebpf: &mut Ebpf,
+    key: &nat::FlowKey,
+    flow: nat::Flow,
+) -> Result<(), DataplaneError> {
+    /// `BPF_EXIST`: update only, never insert.
+    const UPDATE_ONLY: u64 = 2;
+    let name = names::MAP_FLOWS;
+    let map = ebpf.map_mut(name).ok_or(DataplaneError::MissingMap(name))?;
+    let mut table = HashMap::<&mut MapData, nat::FlowKey, nat::Flow>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    match table.insert(key, flow, UPDATE_ONLY) {
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other.map_err(|source| DataplaneError::Map { name, source }),
+    }
+}
+
+/// Forgets the given flows (those of a failed uplink); returns how many were still there.
+pub fn remove_flows(ebpf: &mut Ebpf, keys: &[nat::FlowKey]) -> Result<usize, DataplaneError> {
+    let name = names::MAP_FLOWS;
+    let map = ebpf.map_mut(name).ok_or(DataplaneError::MissingMap(name))?;
+    let mut table = HashMap::<&mut MapData, nat::FlowKey, nat::Flow>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    Ok(keys.iter().filter(|key| table.remove(key).is_ok()).count())
+}
+
 /// Every endpoint-independent binding, by its reverse key.
 pub fn reverse_bindings(
     ebpf: &Ebpf,

@@ -67,6 +67,8 @@ struct Ipv4 {
     options: Vec<u8>,
     l4: L4,
     payload: Vec<u8>,
+    /// The TCP window field.
+    tcp_window: u16,
     /// Overrides the computed total length (to build inconsistent headers).
     total_len: Option<u16>,
 }
@@ -96,6 +98,7 @@ impl Frame {
                 options: Vec::new(),
                 l4,
                 payload: Vec::new(),
+                tcp_window: 0xffff,
                 total_len: None,
             }),
         }
@@ -210,6 +213,26 @@ impl Frame {
     #[must_use]
     pub fn vlan(mut self, id: u16) -> Self {
         self.vlan = Some(id);
+        self
+    }
+
+    /// Sets a TCP frame's sequence and acknowledgment numbers and window.
+    #[must_use]
+    pub fn tcp_numbers(mut self, seq_number: u32, ack_number: u32, window: u16) -> Self {
+        if let Body::Ipv4(ip) = &mut self.body {
+            if let L4::Tcp { seq, ack, .. } = &mut ip.l4 {
+                (*seq, *ack) = (seq_number, ack_number);
+            }
+            ip.tcp_window = window;
+        }
+        self
+    }
+
+    #[must_use]
+    pub fn ip_id(mut self, id: u16) -> Self {
+        if let Body::Ipv4(ip) = &mut self.body {
+            ip.id = id;
+        }
         self
     }
 
@@ -345,7 +368,9 @@ impl Ipv4 {
                 seg.extend_from_slice(&ack.to_be_bytes());
                 let data_offset =
                     u8::try_from((20 + options.len()) / 4).expect("TCP options too long");
-                seg.extend_from_slice(&[data_offset << 4, *flags, 0xff, 0xff, 0, 0, 0, 0]);
+                seg.extend_from_slice(&[data_offset << 4, *flags]);
+                seg.extend_from_slice(&self.tcp_window.to_be_bytes());
+                seg.extend_from_slice(&[0, 0, 0, 0]);
                 seg.extend_from_slice(options);
                 Some(16)
             }

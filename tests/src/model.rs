@@ -110,6 +110,8 @@ const INNER_L4: usize = INNER_IP + ipv4::LEN;
 mod l4 {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
+    pub const TCP_SEQ: usize = 4;
+    pub const TCP_ACK: usize = 8;
     pub const TCP_DATA_OFFSET: usize = 12;
     pub const TCP_FLAGS: usize = 13;
     pub const TCP_CHECKSUM: usize = 16;
@@ -145,7 +147,11 @@ mod tcp_option {
 pub enum Verdict {
     Pass,
     Drop,
-    Redirect { device_slot: u32 },
+    /// Sent back out of the interface it came in on.
+    Tx,
+    Redirect {
+        device_slot: u32,
+    },
 }
 
 impl Verdict {
@@ -155,6 +161,7 @@ impl Verdict {
         match self {
             Verdict::Drop => 1,
             Verdict::Pass => 2,
+            Verdict::Tx => 3,
             Verdict::Redirect { .. } => 4,
         }
     }
@@ -239,6 +246,41 @@ impl Transport {
     fn is_udp(self) -> bool {
         self.proto == ip_proto::UDP
     }
+}
+
+/// Replaces the LAN host's TCP segment with the reset that answers it (RFC 9293, 3.5.2: the
+/// sequence number is the segment's acknowledgment number, or, without ACK, the reset
+/// acknowledges the segment), addressed back to the host.
+fn reset_reply(packet: &mut Packet) -> (Verdict, Reason) {
+    let seq = u32::from_be_bytes(packet.field(L4 + l4::TCP_SEQ));
+    let ack = u32::from_be_bytes(packet.field(L4 + l4::TCP_ACK));
+    let flags = packet.field::<1>(L4 + l4::TCP_FLAGS)[0];
+    let headers = ipv4::LEN + usize::from(packet.field::<1>(L4 + l4::TCP_DATA_OFFSET)[0] >> 4) * 4;
+    let payload = usize::from(packet.word(IP + ipv4::TOTAL_LEN)).saturating_sub(headers);
+    let (seq, ack, flags) = if flags & tcp_flag::ACK != 0 {
+        (ack, 0, tcp_flag::RST)
+    } else {
+        let consumed = payload
+            + usize::from(flags & tcp_flag::SYN != 0)
+            + usize::from(flags & tcp_flag::FIN != 0);
+        let consumed = u32::try_from(consumed).expect("an IPv4 packet is below 64 KiB");
+        (0, seq.wrapping_add(consumed), tcp_flag::RST | tcp_flag::ACK)
+    };
+    let end = |addr: usize, port: usize| {
+        std::net::SocketAddrV4::new(Ipv4Addr::from(packet.ip_addr(addr)), packet.word(L4 + port))
+    };
+    let bytes = crate::frame::Frame::tcp(
+        end(ipv4::DST, l4::DST_PORT),
+        end(ipv4::SRC, l4::SRC_PORT),
+        flags,
+    )
+    .tcp_numbers(seq, ack, 0)
+    .ip_id(0)
+    .macs(packet.field(ETH_DST), packet.field(ETH_SRC))
+    .build();
+    packet.end = bytes.len();
+    packet.bytes = bytes;
+    (Verdict::Tx, Reason::ResetToClient)
 }
 
 /// A frame being translated, limited to its IPv4 packet for every read past the headers that
@@ -618,7 +660,10 @@ impl Model {
             proto: transport.proto,
             _pad: [0; 3],
         };
-        let (slot, ext_port) = self.steer(&key, transport.tcp_flags, now)?;
+        let (slot, ext_port) = match self.steer(&key, transport.tcp_flags, now) {
+            Err(Reason::ResetToClient) => return Ok(reset_reply(packet)),
+            other => other?,
+        };
         let uplink = self.uplinks[slot as usize];
         if uplink.gateway_mac == [0; 6] {
             return Err(Reason::NoGatewayMac);
@@ -817,13 +862,24 @@ impl Model {
                 flow_timeout_ns(key.proto, flow.state),
                 now,
             )
-            && self.usable(flow.uplink)
-            && self.refresh_reverse(key, flow.uplink, flow.ext_port, now)
         {
-            let entry = self.flows.get_mut(key).expect("flow just read");
-            entry.last_seen_ns = now;
-            entry.state = next_tcp_state(entry.state, tcp_flags, true);
-            return Ok((flow.uplink, flow.ext_port));
+            // A TCP flow that must leave its uplink cannot go on elsewhere: reset it, unless
+            // the segment opens a new connection (SYN) or is itself a reset.
+            let leaving = !self.usable(flow.uplink) || flow.state == tcp_state::MOVED;
+            if leaving
+                && key.proto == ip_proto::TCP
+                && flow.state != tcp_state::CLOSED
+                && tcp_flags & (tcp_flag::SYN | tcp_flag::RST) == 0
+            {
+                self.flows.remove(key);
+                return Err(Reason::ResetToClient);
+            }
+            if !leaving && self.refresh_reverse(key, flow.uplink, flow.ext_port, now) {
+                let entry = self.flows.get_mut(key).expect("flow just read");
+                entry.last_seen_ns = now;
+                entry.state = next_tcp_state(entry.state, tcp_flags, true);
+                return Ok((flow.uplink, flow.ext_port));
+            }
         }
         let slot = self.policy.active;
         if !self.usable(slot) {

@@ -591,6 +591,108 @@ fn flows_stay_pinned_until_their_uplink_is_down() {
     });
 }
 
+/// A TCP flow whose uplink fails cannot continue on another uplink: its next segment from the
+/// LAN host is answered with a RST the host accepts (sequence number = the segment's ACK), and
+/// the flow is forgotten; a SYN on the same ports opens a new flow on the active uplink. A flow
+/// the controller marks `MOVED` is reset the same way, while its uplink stays usable.
+#[test]
+fn tcp_flows_leaving_their_uplink_are_reset() {
+    if skip_unless_root("tcp_flows_leaving_their_uplink_are_reset") {
+        return;
+    }
+    in_scratch(|scratch| {
+        let net = Net::new(scratch);
+        let mut ebpf = fresh_dataplane();
+        net.apply(&mut ebpf);
+        let syn = Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN).build();
+        let (_, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &syn);
+        assert_eq!(&out[26..30], &FIBER_ADDR, "the connection opens on fiber");
+        Net {
+            active: LTE,
+            fiber_usable: false,
+            ..net
+        }
+        .apply(&mut ebpf);
+        let data = Frame::tcp(
+            sock(HOST),
+            sock(WEB_SERVER),
+            tcp_flags::ACK | tcp_flags::PSH,
+        )
+        .tcp_numbers(5000, 7000, 512)
+        .payload(b"0123456789")
+        .build();
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &data);
+        let expected = Frame::tcp(sock(WEB_SERVER), sock(HOST), tcp_flags::RST)
+            .tcp_numbers(7000, 0, 0)
+            .ip_id(0)
+            .macs(ROUTER_MAC, HOST_MAC)
+            .build();
+        assert_eq!(v, verdict::TX, "{}", hex_dump(&out));
+        assert_eq!(
+            out,
+            expected,
+            "\n{}\nexpected\n{}",
+            hex_dump(&out),
+            hex_dump(&expected)
+        );
+        verify_checksums(&out).expect("the reset's checksums");
+        assert!(
+            dataplane::flows(&ebpf).unwrap().is_empty(),
+            "the reset flow is forgotten"
+        );
+        let (_, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &syn);
+        assert_eq!(
+            &out[26..30],
+            &LTE_ADDR,
+            "a new SYN opens the flow again on lte"
+        );
+        Net {
+            active: FIBER,
+            ..net
+        }
+        .apply(&mut ebpf);
+        let (key, mut flow) = dataplane::flows(&ebpf).unwrap()[0];
+        flow.state = tcp_state::MOVED;
+        dataplane::update_flow(&mut ebpf, &key, flow).expect("mark the flow moved");
+        // Without ACK (a bare FIN with data), the reset acknowledges what the segment carried.
+        let fin = Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::FIN)
+            .tcp_numbers(9000, 0, 512)
+            .payload(b"abc")
+            .build();
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &fin);
+        let expected = Frame::tcp(
+            sock(WEB_SERVER),
+            sock(HOST),
+            tcp_flags::RST | tcp_flags::ACK,
+        )
+        .tcp_numbers(0, 9004, 0)
+        .ip_id(0)
+        .macs(ROUTER_MAC, HOST_MAC)
+        .build();
+        assert_eq!(v, verdict::TX);
+        assert_eq!(
+            out,
+            expected,
+            "\n{}\nexpected\n{}",
+            hex_dump(&out),
+            hex_dump(&expected)
+        );
+        // UDP is not reset: its flow simply takes the active uplink.
+        let udp = udp_out(HOST).build();
+        let (_, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &udp);
+        assert_eq!(&out[26..30], &FIBER_ADDR);
+        Net {
+            active: LTE,
+            fiber_usable: false,
+            ..net
+        }
+        .apply(&mut ebpf);
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &udp);
+        assert_eq!(v, verdict::REDIRECT);
+        assert_eq!(&out[26..30], &LTE_ADDR, "UDP is re-steered, not reset");
+    });
+}
+
 /// Two LAN hosts with the same source port get distinct external ports; one host's port keeps
 /// one external port whatever remote it talks to (endpoint-independent mapping).
 #[test]
