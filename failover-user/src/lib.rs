@@ -5,3 +5,4 @@ pub mod config;
 pub mod dataplane;
 pub mod loader;
 pub mod netlink;
+pub mod probe;
