@@ -111,7 +111,7 @@ pub fn parse_reply(packet: &[u8]) -> Option<(Ipv4Addr, Echo)> {
 /// arrived on the probed interface.
 fn check_reply(
     packet: &[u8],
-    arrived_on: Option<u32>,
+    arrived_on: u32,
     target: Ipv4Addr,
     echo: Echo,
     ifindex: u32,
@@ -119,12 +119,13 @@ fn check_reply(
     if parse_reply(packet)? != (target, echo) {
         return None;
     }
-    Some(match arrived_on {
-        Some(got) if got != ifindex => Err(ProbeError::WrongPath {
+    Some(if arrived_on == ifindex {
+        Ok(())
+    } else {
+        Err(ProbeError::WrongPath {
             expected: PathEnd::Interface(ifindex),
-            got: PathEnd::Interface(got),
-        }),
-        _ => Ok(()),
+            got: PathEnd::Interface(arrived_on),
+        })
     })
 }
 
@@ -178,8 +179,9 @@ fn set_recv_pktinfo(socket: &Socket) -> io::Result<()> {
     }
 }
 
-/// Receives one packet and the index of the interface it arrived on (`IP_PKTINFO`).
-fn recv_with_ifindex(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, Option<u32>)> {
+/// Receives one packet and the index of the interface it arrived on (`IP_PKTINFO`, which
+/// the kernel always attaches once asked to).
+fn recv_with_ifindex(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, u32)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -208,6 +210,7 @@ fn recv_with_ifindex(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, Opti
             cmsg = libc::CMSG_NXTHDR(&raw const msg, cmsg);
         }
     }
+    let ifindex = ifindex.ok_or_else(|| io::Error::other("a packet without IP_PKTINFO"))?;
     Ok((len, ifindex))
 }
 
@@ -259,7 +262,7 @@ mod tests {
         let reply = reply_from(TARGET, &echo_request(ECHO));
         assert_eq!(parse_reply(&reply), Some((TARGET, ECHO)));
         assert!(matches!(
-            check_reply(&reply, Some(4), TARGET, ECHO, 4),
+            check_reply(&reply, 4, TARGET, ECHO, 4),
             Some(Ok(()))
         ));
     }
@@ -268,9 +271,9 @@ mod tests {
     fn other_echoes_and_other_sources_are_not_ours() {
         let other = Echo { seq: 8, ..ECHO };
         let reply = reply_from(TARGET, &echo_request(other));
-        assert!(check_reply(&reply, Some(4), TARGET, ECHO, 4).is_none());
+        assert!(check_reply(&reply, 4, TARGET, ECHO, 4).is_none());
         let reply = reply_from(Ipv4Addr::new(203, 0, 113, 30), &echo_request(ECHO));
-        assert!(check_reply(&reply, Some(4), TARGET, ECHO, 4).is_none());
+        assert!(check_reply(&reply, 4, TARGET, ECHO, 4).is_none());
     }
 
     #[test]
@@ -291,7 +294,7 @@ mod tests {
     #[test]
     fn reply_on_another_interface_is_the_wrong_path() {
         let reply = reply_from(TARGET, &echo_request(ECHO));
-        let verdict = check_reply(&reply, Some(3), TARGET, ECHO, 4);
+        let verdict = check_reply(&reply, 3, TARGET, ECHO, 4);
         assert!(
             matches!(
                 verdict,
