@@ -61,21 +61,15 @@ fn in_router<T: Send, F: Future<Output = T>>(body: impl FnOnce() -> F + Send) ->
     .expect("entering the router's namespace")
 }
 
-/// The probe path of `isp`'s uplink, with index and MAC read from the kernel.
+/// The probe path of `isp`'s uplink as the kernel describes it, checked against the plan.
 async fn path_of(netlink: &Netlink, isp: Isp) -> ProbePath {
     let up = isp.uplink();
-    let link = netlink
-        .link(up.router.name)
+    // The gateway is given: one test removes lte's route from the main table.
+    let path = ProbePath::discover(netlink, isp.name(), up.router.name, Some(up.gateway.ip()))
         .await
-        .expect("reading the uplink");
-    ProbePath {
-        uplink: isp.name().to_owned(),
-        interface: up.router.name.to_owned(),
-        ifindex: link.index,
-        source: up.router.ip(),
-        mac: link.mac,
-        gateway: up.gateway.ip(),
-    }
+        .expect("discovering the uplink");
+    assert_eq!((path.source, path.mac), (up.router.ip(), up.router.mac.0));
+    path
 }
 
 async fn probe(path: &ProbePath, kind: &ProbeKind) -> Result<Duration, ProbeError> {
@@ -126,7 +120,12 @@ fn every_probe_answers_through_both_uplinks() {
     in_router(async || {
         let netlink = Netlink::connect().expect("netlink");
         for isp in Isp::ALL {
+            let discovered =
+                ProbePath::discover(&netlink, isp.name(), isp.uplink().router.name, None)
+                    .await
+                    .expect("discovering the uplink with its gateway");
             let path = path_of(&netlink, isp).await;
+            assert_eq!(discovered, path, "the gateway learned from the routes");
             assert_answers(&path, &gateway_probes()).await;
             assert_answers(&path, &far_probes()).await;
         }

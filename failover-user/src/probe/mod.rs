@@ -23,7 +23,10 @@ use std::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use crate::config::{HealthConfig, Target};
+use crate::{
+    config::{HealthConfig, Target},
+    netlink::{Netlink, NetlinkError},
+};
 
 /// Everything a probe needs to know about the uplink it goes through.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +42,50 @@ pub struct ProbePath {
     pub mac: [u8; 6],
     /// The ISP gateway.
     pub gateway: Ipv4Addr,
+}
+
+impl ProbePath {
+    /// Reads the path of uplink `uplink` on `interface` from the kernel: index, MAC, first
+    /// IPv4 address and, unless `gateway` is given (the config's), the gateway of a route
+    /// through the interface.
+    pub async fn discover(
+        netlink: &Netlink,
+        uplink: &str,
+        interface: &str,
+        gateway: Option<Ipv4Addr>,
+    ) -> Result<Self, PathError> {
+        let link = netlink.link(interface).await?;
+        let (source, _) = netlink
+            .ipv4(link.index)
+            .await?
+            .ok_or_else(|| PathError::NoAddress(interface.to_owned()))?;
+        let gateway = match gateway {
+            Some(gateway) => gateway,
+            None => netlink
+                .gateway_on(link.index)
+                .await?
+                .ok_or_else(|| PathError::NoGateway(interface.to_owned()))?,
+        };
+        Ok(Self {
+            uplink: uplink.to_owned(),
+            interface: interface.to_owned(),
+            ifindex: link.index,
+            source,
+            mac: link.mac,
+            gateway,
+        })
+    }
+}
+
+/// Why an uplink's [`ProbePath`] cannot be known (yet).
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("{0} has no IPv4 address")]
+    NoAddress(String),
+    #[error("no route through {0} names a gateway; set `gateway` in its [[uplink]]")]
+    NoGateway(String),
 }
 
 /// What to probe through an uplink.
