@@ -6,3 +6,4 @@ pub mod dataplane;
 pub mod events;
 pub mod loader;
 pub mod netlink;
+pub mod probe;

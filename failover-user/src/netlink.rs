@@ -1,5 +1,6 @@
 //! What the controller reads from the kernel over netlink (rtnetlink): interfaces, their
-//! IPv4 addresses, gateways from the routing table, and neighbour (ARP) entries.
+//! IPv4 addresses, gateways from the routing table, and neighbour (ARP) entries; and what it
+//! writes: the per-uplink routing tables and rules of the probes.
 
 use std::net::Ipv4Addr;
 
@@ -8,9 +9,10 @@ use netlink_packet_route::{
     address::AddressAttribute,
     link::LinkAttribute,
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState},
-    route::{RouteAddress, RouteAttribute},
+    route::{RouteAddress, RouteAttribute, RouteMessage},
+    rule::{RuleAction, RuleAttribute},
 };
-use rtnetlink::{Handle, RouteMessageBuilder};
+use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
 /// Errors talking to the kernel.
 #[derive(Debug, thiserror::Error)]
@@ -160,4 +162,99 @@ impl Netlink {
         }
         Ok(None)
     }
+
+    /// Sets the default route of routing table `table`: via `gateway` out of interface
+    /// `oif`, with `source` as the preferred source of the router's own packets.
+    pub async fn replace_default_route(
+        &self,
+        table: u32,
+        oif: u32,
+        gateway: Ipv4Addr,
+        source: Ipv4Addr,
+    ) -> Result<(), NetlinkError> {
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .table_id(table)
+            .output_interface(oif)
+            .gateway(gateway)
+            .pref_source(source)
+            .build();
+        self.handle.route().add(route).replace().execute().await?;
+        Ok(())
+    }
+
+    /// Deletes every IPv4 route of routing table `table`.
+    pub async fn flush_table(&self, table: u32) -> Result<(), NetlinkError> {
+        let mut routes = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        // Collected first: deleting while the dump is still being read may skip entries.
+        let mut doomed = Vec::new();
+        while let Some(route) = routes.try_next().await? {
+            if route_table(&route) == table {
+                doomed.push(route);
+            }
+        }
+        for route in doomed {
+            self.handle.route().del(route).execute().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds the rule `from SOURCE/32 lookup TABLE` at `priority`.
+    pub async fn add_source_rule(
+        &self,
+        source: Ipv4Addr,
+        table: u32,
+        priority: u32,
+    ) -> Result<(), NetlinkError> {
+        self.handle
+            .rule()
+            .add()
+            .v4()
+            .source_prefix(source, 32)
+            .table_id(table)
+            .priority(priority)
+            .action(RuleAction::ToTable)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes every IPv4 rule at `priority` or looking up `table`.
+    pub async fn delete_rules(&self, priority: u32, table: u32) -> Result<(), NetlinkError> {
+        let mut rules = self.handle.rule().get(IpVersion::V4).execute();
+        let mut doomed = Vec::new();
+        while let Some(rule) = rules.try_next().await? {
+            let mut rule_table = u32::from(rule.header.table);
+            let mut rule_priority = 0;
+            for attribute in &rule.attributes {
+                match attribute {
+                    RuleAttribute::Table(t) => rule_table = *t,
+                    RuleAttribute::Priority(p) => rule_priority = *p,
+                    _ => {}
+                }
+            }
+            if rule_priority == priority || rule_table == table {
+                doomed.push(rule);
+            }
+        }
+        for rule in doomed {
+            self.handle.rule().del(rule).execute().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The table of a dumped route: the attribute when present (it is for tables above 255).
+fn route_table(route: &RouteMessage) -> u32 {
+    route
+        .attributes
+        .iter()
+        .find_map(|attribute| match attribute {
+            RouteAttribute::Table(table) => Some(*table),
+            _ => None,
+        })
+        .unwrap_or(u32::from(route.header.table))
 }

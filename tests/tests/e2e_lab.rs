@@ -426,7 +426,8 @@ fn down_leaves_nothing_and_up_recovers_from_leftovers() {
 
     // A full cycle leaves no namespace, process or state behind; a second down is harmless.
     let servers = lab::processes().unwrap();
-    assert_eq!(servers.len(), 2, "{servers:?}");
+    let names: Vec<&str> = servers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["nginx", "socat", "dnsmasq"], "{servers:?}");
     assert!(servers.iter().all(lab::LabProcess::is_alive), "{servers:?}");
     lab::down().unwrap();
     assert_eq!(lab_namespaces_listed(), Vec::<String>::new());

@@ -62,6 +62,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
     ("nginx-light", "the lab internet host's HTTP server"),
     ("socat", "the lab internet host's UDP echo service"),
+    (
+        "dnsmasq-base",
+        "the lab internet host's DNS server (the binary only: `dnsmasq` would also start a system resolver)",
+    ),
     ("curl", "HTTP downloads from LAN hosts in the lab tests"),
     (
         "traceroute",

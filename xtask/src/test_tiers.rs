@@ -42,6 +42,8 @@ const TIERS: &[Tier] = &[
             "e2e_lab",
             "--test",
             "e2e_nat",
+            "--test",
+            "e2e_probe",
             "--",
             "--test-threads=1",
         ],

@@ -369,7 +369,7 @@ impl Plan {
     /// The MTU of every lab link when no `mtu=N` fault is active.
     pub const LINK_MTU: u16 = 1500;
 
-    /// The internet server (HTTP, UDP echo, ICMP echo), on `lo` in [`Plan::NS_INET`].
+    /// The internet server (HTTP, UDP echo, DNS, ICMP echo), on `lo` in [`Plan::NS_INET`].
     pub const SERVER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
     /// Further addresses of the internet namespace that answer ping, for health probes.
     pub const FAR_TARGETS: [Ipv4Addr; 2] = [
@@ -378,6 +378,11 @@ impl Plan {
     ];
     pub const HTTP_PORT: u16 = 80;
     pub const UDP_ECHO_PORT: u16 = 7;
+    pub const DNS_PORT: u16 = 53;
+    /// The one name the lab's DNS server knows (the health probes' default `dns_name`)...
+    pub const DNS_NAME: &'static str = "example.com";
+    /// ...and its A record.
+    pub const DNS_ANSWER: Ipv4Addr = Self::SERVER;
     /// The served file of known SHA-256 (see `lab::BLOB_SHA256`).
     pub const BLOB_PATH: &'static str = "/blob.bin";
     /// Answers with the client's source address as the server sees it, plus a newline.

@@ -1,9 +1,9 @@
-//! The internet namespace's servers (nginx for HTTP, socat for UDP echo) and the record of
+//! The internet namespace's servers (nginx for HTTP, socat for UDP echo, dnsmasq for DNS) and the record of
 //! every process the lab started, so `down` kills exactly those and nothing else.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -204,7 +204,57 @@ pub(crate) fn start() -> Result<()> {
         Plan::SERVER
     );
     spawn("socat", Plan::NS_INET, &["socat", "-T", "2", &udp, "PIPE"])?;
+    spawn(
+        "dnsmasq",
+        Plan::NS_INET,
+        &dnsmasq_args().each_ref().map(String::as_str),
+    )?;
     wait_ready()
+}
+
+/// dnsmasq in the foreground, on the server address only, knowing one name and asking no
+/// one else: no config file, resolv.conf, hosts file, upstream or pid file.
+fn dnsmasq_args() -> [String; 12] {
+    [
+        "dnsmasq".into(),
+        "--keep-in-foreground".into(),
+        "--conf-file=/dev/null".into(),
+        "--no-resolv".into(),
+        "--no-hosts".into(),
+        "--pid-file".into(),
+        "--log-facility=-".into(),
+        "--bind-interfaces".into(),
+        format!("--listen-address={}", Plan::SERVER),
+        format!("--port={}", Plan::DNS_PORT),
+        format!("--host-record={},{}", Plan::DNS_NAME, Plan::DNS_ANSWER),
+        "--local-ttl=60".into(),
+    ]
+}
+
+/// A DNS query for [`Plan::DNS_NAME`]'s A record with id `id`, byte by byte (RFC 1035 4.1).
+fn dns_query(id: u16) -> Vec<u8> {
+    let mut query = id.to_be_bytes().to_vec();
+    // Recursion desired; one question, no other records.
+    query.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in Plan::DNS_NAME.split('.') {
+        query.push(u8::try_from(label.len()).expect("DNS labels are short"));
+        query.extend_from_slice(label.as_bytes());
+    }
+    // Root label, type A, class IN.
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    query
+}
+
+/// The IPv4 address in the last answer record of a DNS response to [`dns_query`]`(id)`,
+/// when it is one (the lab's single answer ends the message).
+fn dns_answer(response: &[u8], id: u16) -> Option<Ipv4Addr> {
+    let is_response = response.get(..2)? == id.to_be_bytes() && response[2] & 0x80 != 0;
+    let answers = u16::from_be_bytes([*response.get(6)?, *response.get(7)?]);
+    let tail: [u8; 4] = response
+        .get(response.len().checked_sub(4)?..)?
+        .try_into()
+        .ok()?;
+    (is_response && answers > 0).then(|| Ipv4Addr::from(tail))
 }
 
 /// nginx in the foreground as one process, with every path under the state directory.
@@ -235,11 +285,21 @@ fn wait_ready() -> Result<()> {
         let echo = probe::udp_echo(Plan::NS_INET, udp, b"ready?", Duration::from_millis(200));
         echo.is_ok_and(|reply| reply == b"ready?")
     };
+    let dns = SocketAddr::from((Plan::SERVER, Plan::DNS_PORT));
+    let dns_ok = || {
+        let reply = probe::udp_echo(
+            Plan::NS_INET,
+            dns,
+            &dns_query(1),
+            Duration::from_millis(200),
+        );
+        reply.is_ok_and(|reply| dns_answer(&reply, 1) == Some(Plan::DNS_ANSWER))
+    };
     let ready = probe::wait_until(READY_TIMEOUT, Duration::from_millis(20), || {
-        Ok(tcp_ok()? && udp_ok())
+        Ok(tcp_ok()? && udp_ok() && dns_ok())
     })?;
     if !ready {
-        let logs = ["nginx", "socat"].map(|name| {
+        let logs = ["nginx", "socat", "dnsmasq"].map(|name| {
             let path = Path::new(Plan::STATE_DIR).join(format!("{name}.log"));
             format!(
                 "{name}.log: {}",
@@ -264,6 +324,25 @@ mod tests {
         let blob = blob();
         assert_eq!(blob.len(), BLOB_LEN);
         assert_eq!(sha256_hex(&blob), BLOB_SHA256);
+    }
+
+    #[test]
+    fn dns_query_is_the_rfc_1035_question_and_answers_are_read() {
+        let query = dns_query(0xbeef);
+        let expected: &[u8] = b"\xbe\xef\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
+        assert_eq!(query, expected);
+        let mut response = query.clone();
+        response[2] |= 0x80;
+        response[7] = 1;
+        // Answer: a pointer to the question's name, A, IN, TTL 60, 4 bytes of address.
+        response.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 10]);
+        assert_eq!(dns_answer(&response, 0xbeef), Some(Plan::DNS_ANSWER));
+        assert_eq!(
+            dns_answer(&response, 0xbeee),
+            None,
+            "another query's answer"
+        );
+        assert_eq!(dns_answer(&query, 0xbeef), None, "a query is no answer");
     }
 
     #[test]
