@@ -52,11 +52,35 @@ pub const fn reply_numbers(seg: &Segment) -> (u32, u32, u8) {
 #[inline(always)]
 pub const fn reset_headers(seg: &Segment) -> [u8; RESET_LEN] {
     let (seq, ack, flags) = reply_numbers(seg);
+    tcp_headers(
+        seg.dst_addr,
+        seg.src_addr,
+        seg.dst_port,
+        seg.src_port,
+        seq,
+        ack,
+        flags,
+    )
+}
+
+/// IPv4 and TCP headers (no options, window 0, no payload) with both checksums computed.
+/// The controller also sends such segments, to make a host answer with its exact numbers.
+#[must_use]
+#[inline(always)]
+pub const fn tcp_headers(
+    src_addr: [u8; 4],
+    dst_addr: [u8; 4],
+    src_port: [u8; 2],
+    dst_port: [u8; 2],
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) -> [u8; RESET_LEN] {
     let seq = seq.to_be_bytes();
     let ack = ack.to_be_bytes();
     #[expect(clippy::cast_possible_truncation, reason = "RESET_LEN is 40")]
     let total = (RESET_LEN as u16).to_be_bytes();
-    let (s, d) = (seg.dst_addr, seg.src_addr);
+    let (s, d) = (src_addr, dst_addr);
     let mut h = [
         // IPv4: version 4, IHL 5, total length, id 0, DF, TTL, protocol, checksum, addresses.
         0x45,
@@ -80,10 +104,10 @@ pub const fn reset_headers(seg: &Segment) -> [u8; RESET_LEN] {
         d[2],
         d[3],
         // TCP: ports, sequence, acknowledgment, data offset 5, flags, window 0, checksum, urgent.
-        seg.dst_port[0],
-        seg.dst_port[1],
-        seg.src_port[0],
-        seg.src_port[1],
+        src_port[0],
+        src_port[1],
+        dst_port[0],
+        dst_port[1],
         seq[0],
         seq[1],
         seq[2],

@@ -4,6 +4,7 @@ pub mod clock;
 pub mod config;
 pub mod dataplane;
 pub mod events;
+pub mod flow_reset;
 pub mod loader;
 pub mod netlink;
 pub mod probe;

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::{
     dataplane::{self, DataplaneError, TableSizes},
     netlink::{Netlink, NetlinkError},
+    probe::{PathError, ProbePath},
 };
 
 /// One uplink to manage.
@@ -146,6 +147,8 @@ pub enum LoaderError {
 pub struct Running {
     ebpf: Ebpf,
     uplinks: Vec<(String, u32)>,
+    /// Each uplink's probe path as found at start (in the order of the spec).
+    pub paths: Vec<Result<ProbePath, PathError>>,
     _links: Vec<XdpLinkId>,
 }
 
@@ -170,6 +173,10 @@ impl Running {
     #[must_use]
     pub fn ebpf(&self) -> &Ebpf {
         &self.ebpf
+    }
+
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
     }
 }
 
@@ -203,18 +210,23 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
         },
     )?;
     let mut uplinks = Vec::new();
+    let mut paths = Vec::new();
     for (slot, spec_uplink) in (0u32..).zip(&spec.uplinks) {
-        let uplink = describe_uplink(&netlink, spec_uplink).await?;
-        info!(
-            uplink = %spec_uplink.name,
-            interface = %spec_uplink.interface,
-            address = %Ipv4Addr::from(uplink.addr),
-            gateway_mac = %format_mac(uplink.gateway_mac),
-            usable = uplink.usable,
-            "uplink described"
-        );
+        let (uplink, path) = describe_uplink(&netlink, spec_uplink).await?;
+        match &path {
+            Ok(_) => info!(
+                uplink = %spec_uplink.name,
+                interface = %spec_uplink.interface,
+                address = %Ipv4Addr::from(uplink.addr),
+                gateway_mac = %format_mac(uplink.gateway_mac),
+                usable = uplink.usable,
+                "uplink described"
+            ),
+            Err(problem) => warn!(uplink = %spec_uplink.name, %problem, "uplink not usable yet"),
+        }
         dataplane::set_uplink(&mut ebpf, slot, uplink)?;
         uplinks.push((spec_uplink.name.clone(), slot));
+        paths.push(path);
     }
     dataplane::set_policy(
         &mut ebpf,
@@ -241,41 +253,47 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
     Ok(Running {
         ebpf,
         uplinks,
+        paths,
         _links: links,
     })
 }
 
-async fn describe_uplink(netlink: &Netlink, spec: &UplinkSpec) -> Result<Uplink, LoaderError> {
+/// Describes an uplink for the data plane from what the kernel knows now: its address,
+/// MACs and whether it can carry traffic (carrier and a resolved gateway). With no address
+/// or no gateway yet (a 4G modem still dialling), the uplink is described unusable, with the
+/// reason, rather than failing: the controller describes it again when the kernel reports a
+/// change.
+pub async fn describe_uplink(
+    netlink: &Netlink,
+    spec: &UplinkSpec,
+) -> Result<(Uplink, Result<ProbePath, PathError>), LoaderError> {
     let link = netlink.link(&spec.interface).await?;
-    let (addr, _) = netlink
-        .ipv4(link.index)
-        .await?
-        .ok_or_else(|| LoaderError::NoAddress(spec.interface.clone()))?;
-    let gateway = match spec.gateway {
-        Some(gateway) => gateway,
-        None => netlink
-            .gateway_on(link.index)
-            .await?
-            .ok_or_else(|| LoaderError::NoGateway {
-                uplink: spec.name.clone(),
-                interface: spec.interface.clone(),
-            })?,
-    };
-    let gateway_mac = resolve_neighbour(netlink, &spec.interface, link.index, gateway).await?;
-    if gateway_mac.is_none() {
-        warn!(uplink = %spec.name, %gateway, "gateway MAC not resolved: the uplink is not usable until it is");
-    }
-    Ok(Uplink {
+    let mut uplink = Uplink {
         ifindex: link.index,
-        addr: addr.octets(),
+        addr: [0; 4],
         mac: link.mac,
-        gateway_mac: gateway_mac.unwrap_or_default(),
+        gateway_mac: [0; 6],
         port_min: spec.ports.0,
         port_max: spec.ports.1,
         mss: spec.mss,
-        usable: u8::from(link.carrier && gateway_mac.is_some()),
+        usable: 0,
         _pad: 0,
-    })
+    };
+    let path = match ProbePath::discover(netlink, &spec.name, &spec.interface, spec.gateway).await
+    {
+        Ok(path) => path,
+        Err(PathError::Netlink(e)) => return Err(e.into()),
+        Err(e) => return Ok((uplink, Err(e))),
+    };
+    uplink.addr = path.source.octets();
+    let gateway_mac =
+        resolve_neighbour(netlink, &spec.interface, link.index, path.gateway).await?;
+    if gateway_mac.is_none() {
+        warn!(uplink = %spec.name, gateway = %path.gateway, "gateway MAC not resolved: the uplink is not usable until it is");
+    }
+    uplink.gateway_mac = gateway_mac.unwrap_or_default();
+    uplink.usable = u8::from(link.carrier && gateway_mac.is_some());
+    Ok((uplink, Ok(path)))
 }
 
 /// The neighbour's MAC; when the kernel has none yet, a datagram to the discard port through

@@ -247,6 +247,63 @@ impl Netlink {
     }
 }
 
+/// A change the kernel announced that may concern an uplink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A link's state; `carrier` when the message says.
+    Link { index: u32, carrier: Option<bool> },
+    /// An IPv4 address added or removed on an interface.
+    Address { index: u32 },
+    /// A neighbour (ARP) entry on an interface changed.
+    Neighbour { index: u32 },
+    /// An IPv4 route changed (a learned gateway may have moved).
+    Route,
+}
+
+/// The kernel's announcements of link, address, neighbour and route changes, as they happen
+/// (the way `ip monitor` gets them). The stream ends only if the kernel closes the socket.
+pub fn watch() -> Result<impl futures_util::Stream<Item = Change>, NetlinkError> {
+    use futures_util::StreamExt as _;
+    use rtnetlink::packet_core::NetlinkPayload;
+    use netlink_packet_route::RouteNetlinkMessage as M;
+    use rtnetlink::MulticastGroup as G;
+
+    let (connection, _, messages) = rtnetlink::new_multicast_connection(&[
+        G::Link,
+        G::Ipv4Ifaddr,
+        G::Neigh,
+        G::Ipv4Route,
+    ])?;
+    tokio::spawn(connection);
+    Ok(messages.filter_map(|(message, _)| {
+        let change = match message.payload {
+            NetlinkPayload::InnerMessage(M::NewLink(link) | M::DelLink(link)) => {
+                let carrier = link.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Carrier(c) => Some(*c != 0),
+                    _ => None,
+                });
+                Some(Change::Link {
+                    index: link.header.index,
+                    carrier,
+                })
+            }
+            NetlinkPayload::InnerMessage(M::NewAddress(a) | M::DelAddress(a)) => {
+                Some(Change::Address {
+                    index: a.header.index,
+                })
+            }
+            NetlinkPayload::InnerMessage(M::NewNeighbour(n) | M::DelNeighbour(n)) => {
+                Some(Change::Neighbour {
+                    index: n.header.ifindex,
+                })
+            }
+            NetlinkPayload::InnerMessage(M::NewRoute(_) | M::DelRoute(_)) => Some(Change::Route),
+            _ => None,
+        };
+        std::future::ready(change)
+    }))
+}
+
 /// The table of a dumped route: the attribute when present (it is for tables above 255).
 fn route_table(route: &RouteMessage) -> u32 {
     route

@@ -1,0 +1,234 @@
+//! The control socket: how `failover status|switch|auto` talk to the running daemon. One JSON
+//! request per connection, one JSON response; a Unix socket that only root can open.
+
+use std::{
+    io,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+};
+
+/// What the CLI asks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    /// Force an uplink, for `for_secs` or until `auto`.
+    Switch {
+        uplink: String,
+        for_secs: Option<u64>,
+    },
+    Auto,
+}
+
+/// The daemon's answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusReport>,
+}
+
+impl Response {
+    #[must_use]
+    pub fn done(message: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            message: Some(message.into()),
+            ..Self::default()
+        }
+    }
+
+    #[must_use]
+    pub fn failed(error: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(error.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// `failover status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub active: String,
+    /// The operator's override, e.g. "lte until 2026-11-25T10:00:00Z".
+    pub forced: Option<String>,
+    pub uplinks: Vec<UplinkReport>,
+    /// Far targets answering on no uplink, with the reason.
+    pub suspect_targets: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UplinkReport {
+    pub name: String,
+    pub interface: String,
+    pub state: String,
+    pub active: bool,
+    /// Seconds in this state.
+    pub since_secs: f64,
+    pub carrier: bool,
+    pub address: Option<String>,
+    pub gateway: Option<String>,
+    pub gateway_mac: Option<String>,
+    pub rtt_ms: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub loss_percent: usize,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub bytes_in: u64,
+}
+
+/// A request with the way back to its connection.
+pub type Call = (Request, oneshot::Sender<Response>);
+
+/// Why the CLI could not talk to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "the failover daemon is not running (no control socket at {0}); start it with `failover run`"
+    )]
+    NotRunning(PathBuf),
+    #[error("permission denied on {0}: the control socket is for root only")]
+    Denied(PathBuf),
+    #[error("talking to the daemon at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the daemon's answer is not understood: {0}")]
+    Protocol(#[from] serde_json::Error),
+}
+
+/// Sends one request to the daemon listening on `socket`.
+pub async fn request(socket: &Path, request: &Request) -> Result<Response, ControlError> {
+    let io_error = |source: io::Error| match source.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            ControlError::NotRunning(socket.to_owned())
+        }
+        io::ErrorKind::PermissionDenied => ControlError::Denied(socket.to_owned()),
+        _ => ControlError::Io {
+            path: socket.to_owned(),
+            source,
+        },
+    };
+    let mut stream = UnixStream::connect(socket).await.map_err(io_error)?;
+    let mut line = serde_json::to_vec(request)?;
+    line.push(b'\n');
+    stream.write_all(&line).await.map_err(io_error)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .await
+        .map_err(io_error)?;
+    Ok(serde_json::from_str(&answer)?)
+}
+
+/// Listens on `socket` (replacing a stale one, mode 0600 in a 0700 directory) and hands each
+/// request to `calls`; the daemon answers through the enclosed channel.
+pub fn serve(socket: &Path, calls: mpsc::Sender<Call>) -> io::Result<tokio::task::JoinHandle<()>> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    match std::fs::remove_file(socket) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(socket)?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let calls = calls.clone();
+            tokio::spawn(async move {
+                if let Err(e) = answer(stream, calls).await {
+                    tracing::debug!(error = %e, "control connection");
+                }
+            });
+        }
+    }))
+}
+
+async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => {
+            let (tx, rx) = oneshot::channel();
+            if calls.send((request, tx)).await.is_err() {
+                Response::failed("the daemon is shutting down")
+            } else {
+                rx.await
+                    .unwrap_or_else(|_| Response::failed("the daemon dropped the request"))
+            }
+        }
+        Err(e) => Response::failed(format!("bad request: {e}")),
+    };
+    let mut out = serde_json::to_vec(&response).map_err(io::Error::other)?;
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_reaches_the_daemon_and_its_answer_comes_back() {
+        let dir = std::env::temp_dir().join(format!("fo-control-{}", std::process::id()));
+        let socket = dir.join("control.sock");
+        let (tx, mut rx) = mpsc::channel(4);
+        let server = serve(&socket, tx).unwrap();
+        let daemon = tokio::spawn(async move {
+            let (request, reply) = rx.recv().await.unwrap();
+            assert_eq!(
+                request,
+                Request::Switch {
+                    uplink: "lte".into(),
+                    for_secs: Some(60)
+                }
+            );
+            reply.send(Response::done("switched")).unwrap();
+        });
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let answer = request(
+            &socket,
+            &Request::Switch {
+                uplink: "lte".into(),
+                for_secs: Some(60),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer, Response::done("switched"));
+        daemon.await.unwrap();
+        server.abort();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_daemon_is_a_clear_error() {
+        let missing = std::env::temp_dir().join("fo-control-missing/control.sock");
+        let error = request(&missing, &Request::Status).await.unwrap_err();
+        assert!(matches!(error, ControlError::NotRunning(_)), "{error}");
+        assert!(error.to_string().contains("not running"));
+    }
+}
