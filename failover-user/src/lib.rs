@@ -3,5 +3,10 @@
 pub mod clock;
 pub mod config;
 pub mod dataplane;
+pub mod health;
 pub mod loader;
 pub mod netlink;
+pub mod override_store;
+pub mod policy;
+#[cfg(test)]
+mod sim;

@@ -1,0 +1,115 @@
+//! The operator's override, kept across restarts: `<state_dir>/override.json`, holding
+//! `{"uplink": "lte", "until": ...}`. Written to a temporary file and renamed over the old
+//! one, so a crash leaves the old override or the new one, never half a file. `until` is wall
+//! clock time (it must mean the same after a restart); [`until_instant`] and
+//! [`until_system_time`] convert to and from the policy's monotonic clock.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::config::UplinkConfig;
+
+const FILE: &str = "override.json";
+
+/// The saved form of a [`crate::policy::Override`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedOverride {
+    pub uplink: String,
+    pub until: Option<SystemTime>,
+}
+
+/// What [`OverrideStore::load`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Loaded {
+    None,
+    Restored(SavedOverride),
+    /// Found but not usable (expired, unknown uplink, unreadable); the file is deleted.
+    Dropped {
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct OverrideStore {
+    path: PathBuf,
+}
+
+impl OverrideStore {
+    #[must_use]
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            path: state_dir.join(FILE),
+        }
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn save(&self, saved: &SavedOverride) -> io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let temp = self.path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(saved).map_err(io::Error::other)?;
+        {
+            let file = fs::File::create(&temp)?;
+            io::Write::write_all(&mut &file, &json)?;
+            file.sync_all()?;
+        }
+        fs::rename(&temp, &self.path)
+    }
+
+    /// Forgets the override (`auto`); no file is fine.
+    pub fn clear(&self) -> io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the saved override at start-up; drops (and deletes) one that has expired by
+    /// `wall_now` or names an uplink the config no longer has.
+    pub fn load(&self, uplinks: &[UplinkConfig], wall_now: SystemTime) -> io::Result<Loaded> {
+        let text = match fs::read(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::None),
+            Err(e) => return Err(e),
+        };
+        let reason = match serde_json::from_slice::<SavedOverride>(&text) {
+            Err(e) => format!("{} is unreadable: {e}", self.path.display()),
+            Ok(saved) if !uplinks.iter().any(|u| u.name == saved.uplink) => {
+                format!(
+                    "override names uplink `{}`, which is not configured",
+                    saved.uplink
+                )
+            }
+            Ok(SavedOverride {
+                uplink,
+                until: Some(until),
+            }) if until <= wall_now => format!("override of `{uplink}` expired while stopped"),
+            Ok(saved) => return Ok(Loaded::Restored(saved)),
+        };
+        self.clear()?;
+        Ok(Loaded::Dropped { reason })
+    }
+}
+
+/// The monotonic instant of a wall-clock `until` (now, if it has passed).
+#[must_use]
+pub fn until_instant(until: SystemTime, wall_now: SystemTime, now: Instant) -> Instant {
+    now + until.duration_since(wall_now).unwrap_or_default()
+}
+
+/// The wall-clock time of a monotonic `until`, for saving.
+#[must_use]
+pub fn until_system_time(until: Instant, now: Instant, wall_now: SystemTime) -> SystemTime {
+    wall_now + until.saturating_duration_since(now)
+}
