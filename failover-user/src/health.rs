@@ -706,7 +706,7 @@ mod tests {
     async fn ten_percent_random_loss_for_a_minute_is_neither_down_nor_degraded() {
         let mut sim = settled(4).await;
         sim.links[FIBER].loss_percent = 10;
-        sim.run_for(Duration::from_secs(60)).await;
+        sim.run_for(Duration::from_mins(1)).await;
         assert_eq!(sim.states_seen(FIBER), []);
         assert_eq!(sim.switches, []);
         let loss = sim
@@ -724,7 +724,7 @@ mod tests {
     async fn thirty_percent_loss_degrades_and_fails_over_only_to_an_up_backup() {
         let mut sim = settled(5).await;
         sim.links[FIBER].loss_percent = 30;
-        sim.run_for(Duration::from_secs(60)).await;
+        sim.run_for(Duration::from_mins(1)).await;
         let seen = sim.states_seen(FIBER);
         assert!(seen.contains(&State::Degraded), "{seen:?}");
         assert!(!seen.contains(&State::Down), "{seen:?}");
@@ -734,7 +734,7 @@ mod tests {
         let mut sim = settled(6).await;
         sim.set_carrier(LTE, false);
         sim.links[FIBER].loss_percent = 30;
-        sim.run_for(Duration::from_secs(60)).await;
+        sim.run_for(Duration::from_mins(1)).await;
         assert!(sim.states_seen(FIBER).contains(&State::Degraded));
         assert_eq!(sim.decision.active, FIBER);
         assert_eq!(sim.switches, []);
@@ -797,17 +797,29 @@ mod tests {
         // loss, though its probes are further apart than `gateway_down_after`.
         sim.links[LTE].loss_percent = 10;
         let before = sim.probes.clone();
-        sim.run_for(Duration::from_secs(60)).await;
+        sim.run_for(Duration::from_mins(1)).await;
         assert_eq!(sim.probes[LTE] - before[LTE], 5 * 60);
         assert_eq!(sim.probes[FIBER] - before[FIBER], 5 * 600);
         assert_eq!(sim.states_seen(LTE), []);
+
+        // A dead standby is still found, within the stretched limit (6 s at 1 s probes).
+        sim.links[LTE].gateway = false;
+        let took = sim
+            .run_until(Duration::from_secs(8), |s| s.state(LTE) == State::Down)
+            .await
+            .expect("standby lte down");
+        assert!(took >= Duration::from_secs(5), "{took:?}");
+        sim.links[LTE].gateway = true;
+        sim.run_for(Duration::from_secs(10)).await;
+        assert_eq!(sim.state(LTE), State::Up);
 
         // Once it carries traffic it is probed at the full rate.
         sim.set_carrier(FIBER, false);
         let before = sim.probes[LTE];
         sim.run_for(Duration::from_secs(10)).await;
+        // (The standby probe already scheduled still waits out its second.)
         assert!(
-            sim.probes[LTE] - before >= 5 * 99,
+            sim.probes[LTE] - before >= 5 * 90,
             "{}",
             sim.probes[LTE] - before
         );

@@ -113,3 +113,100 @@ pub fn until_instant(until: SystemTime, wall_now: SystemTime, now: Instant) -> I
 pub fn until_system_time(until: Instant, now: Instant, wall_now: SystemTime) -> SystemTime {
     wall_now + until.saturating_duration_since(now)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use tokio::time::Instant;
+
+    use super::{Loaded, OverrideStore, SavedOverride, until_instant, until_system_time};
+    use crate::{policy::Policy, sim::fiber_and_lte};
+
+    /// A state dir of this test's own, removed at the end.
+    struct Dir(std::path::PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("failover-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            Self(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn saved(uplink: &str, until: Option<SystemTime>) -> SavedOverride {
+        SavedOverride {
+            uplink: uplink.to_owned(),
+            until,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_override_survives_a_restart_and_auto_deletes_it() {
+        let dir = Dir::new("restart");
+        let config = fiber_and_lte();
+        let store = OverrideStore::new(&dir.0);
+        let wall = SystemTime::now();
+        assert_eq!(store.load(&config.uplinks, wall).unwrap(), Loaded::None);
+
+        let until = wall + Duration::from_mins(10);
+        store.save(&saved("lte", Some(until))).unwrap();
+        store.save(&saved("lte", Some(until))).unwrap();
+        assert!(!store.path().with_extension("json.tmp").exists());
+
+        // "Restart": a new policy restores it from the file, 100 s later.
+        let wall = wall + Duration::from_secs(100);
+        let Loaded::Restored(restored) = store.load(&config.uplinks, wall).unwrap() else {
+            panic!("restored");
+        };
+        assert_eq!(restored, saved("lte", Some(until)));
+        let now = Instant::now();
+        let deadline = until_instant(until, wall, now);
+        assert_eq!(deadline, now + Duration::from_secs(500));
+        assert_eq!(until_system_time(deadline, now, wall), until);
+        let mut policy = Policy::new(&config.health, &config.uplinks, now);
+        policy.switch(&restored.uplink, Some(deadline)).unwrap();
+        let decision = policy.decide(&[crate::health::State::Up; 2], now);
+        assert_eq!((decision.active, decision.forced), (1, true));
+
+        store.clear().unwrap();
+        store.clear().unwrap();
+        assert_eq!(store.load(&config.uplinks, wall).unwrap(), Loaded::None);
+    }
+
+    #[test]
+    fn expired_unknown_or_garbled_overrides_are_dropped_with_a_reason() {
+        let dir = Dir::new("dropped");
+        let config = fiber_and_lte();
+        let store = OverrideStore::new(&dir.0);
+        let wall = SystemTime::now();
+        let cases = [
+            (saved("lte", Some(wall - Duration::from_secs(1))), "expired"),
+            (saved("dsl", None), "`dsl`, which is not configured"),
+        ];
+        for (override_, reason) in cases {
+            store.save(&override_).unwrap();
+            match store.load(&config.uplinks, wall).unwrap() {
+                Loaded::Dropped { reason: why } => assert!(why.contains(reason), "{why}"),
+                other => panic!("{other:?}"),
+            }
+            assert!(!store.path().exists(), "dropped and deleted");
+        }
+        std::fs::write(store.path(), "{").unwrap();
+        assert!(matches!(
+            store.load(&config.uplinks, wall).unwrap(),
+            Loaded::Dropped { reason } if reason.contains("unreadable")
+        ));
+        store.save(&saved("fiber", None)).unwrap();
+        assert_eq!(
+            store.load(&config.uplinks, wall).unwrap(),
+            Loaded::Restored(saved("fiber", None))
+        );
+    }
+}

@@ -300,3 +300,292 @@ impl Policy {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::{Instant, advance};
+
+    use super::{Damping, Policy, PolicyError, max_switches_per_minute};
+    use crate::{
+        config::{self, Config, HealthConfig},
+        health::State::{self, Degraded, Down, Up},
+        sim::{STEP, Sim, fiber_and_lte},
+    };
+
+    const FIBER: usize = 0;
+    const LTE: usize = 1;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn policy_for(config: &Config) -> Policy {
+        Policy::new(&config.health, &config.uplinks, Instant::now())
+    }
+
+    /// Feeds `states(t)` every `step` for `duration`; returns the switch times.
+    async fn drive(
+        policy: &mut Policy,
+        duration: Duration,
+        step: Duration,
+        mut states: impl FnMut(Duration) -> Vec<State>,
+    ) -> Vec<(Duration, usize)> {
+        let start = Instant::now();
+        let mut active = policy.decide(&states(Duration::ZERO), start).active;
+        let mut switches = Vec::new();
+        while start.elapsed() < duration {
+            advance(step).await;
+            let decision = policy.decide(&states(start.elapsed()), Instant::now());
+            if decision.active != active {
+                active = decision.active;
+                switches.push((start.elapsed(), active));
+            }
+        }
+        switches
+    }
+
+    fn most_in_a_minute(switches: &[(Duration, usize)]) -> usize {
+        switches
+            .iter()
+            .map(|&(t, _)| {
+                switches
+                    .iter()
+                    .filter(|&&(u, _)| u >= t && u < t + secs(60))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fails_back_after_hold_down_and_not_before() {
+        let mut sim = Sim::new(fiber_and_lte(), 21);
+        let h = sim.config.health.clone();
+        sim.run_for(secs(5)).await;
+        sim.links[FIBER].gateway = false;
+        sim.run_for(secs(5)).await;
+        assert_eq!(sim.decision.active, LTE);
+
+        sim.links[FIBER].gateway = true;
+        let took = sim
+            .run_until(h.hold_down + h.up_after + secs(2), |s| {
+                s.decision.active == FIBER
+            })
+            .await
+            .expect("fails back");
+        assert!(took >= h.up_after + h.hold_down, "{took:?}");
+        assert!(took <= h.hold_down + h.up_after + secs(1), "{took:?}");
+        assert_eq!(sim.switches.len(), 2);
+    }
+
+    /// The documented bound, computed: at most 4 switches a minute with the defaults, and a
+    /// primary flapping every 2 s makes one.
+    #[test]
+    fn the_switch_bound_follows_from_hold_down() {
+        let defaults = HealthConfig::default();
+        assert_eq!(max_switches_per_minute(&defaults), 4);
+        let quick = HealthConfig {
+            hold_down: secs(7),
+            ..defaults
+        };
+        assert_eq!(max_switches_per_minute(&quick), 18);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_primary_flapping_every_2s_for_5_minutes_switches_once() {
+        let mut sim = Sim::new(fiber_and_lte(), 22);
+        let h = sim.config.health.clone();
+        sim.run_for(secs(5)).await;
+        let start = Instant::now();
+        for second in 0..300 {
+            // Silent in odd seconds, so also in the last one.
+            sim.links[FIBER].gateway = second % 2 == 0;
+            sim.run_for(secs(1)).await;
+        }
+        let switches: Vec<(Duration, usize)> = sim
+            .switches
+            .iter()
+            .map(|&(at, _, to)| (at - start, to))
+            .collect();
+        assert!(most_in_a_minute(&switches) <= max_switches_per_minute(&h) as usize);
+        assert_eq!(switches.len(), 1, "{switches:?}");
+        // Health's `up_after` alone kept fiber down for the whole storm.
+        assert_eq!(sim.states_seen(FIBER), [Down]);
+
+        sim.links[FIBER].gateway = true;
+        let took = sim
+            .run_until(secs(60), |s| s.decision.active == FIBER)
+            .await
+            .expect("fails back after the storm");
+        assert!(took >= h.up_after + h.hold_down && took <= h.up_after + h.hold_down + secs(1));
+    }
+
+    /// If the states themselves flapped (no `up_after`), damping holds the primary off for as
+    /// long as the module doc computes.
+    #[tokio::test(start_paused = true)]
+    async fn flapping_states_are_suppressed_for_the_computed_time() {
+        let config = fiber_and_lte();
+        let h = &config.health;
+        let mut policy = policy_for(&config);
+        let flap = |t: Duration| {
+            let up = t >= secs(300) || (t.as_millis() / 1000).is_multiple_of(2);
+            vec![if up { Up } else { Down }, Up]
+        };
+        let switches = drive(&mut policy, secs(300), STEP * 10, flap).await;
+        assert_eq!(switches, [(secs(1), LTE)]);
+
+        // 150 failures, 2 s apart, the last one at 299 s.
+        let penalty: f64 = (0..150)
+            .map(|k| f64::from(h.flap_penalty) * 0.5_f64.powf(f64::from(2 * k) / 60.0))
+            .sum();
+        let now = Instant::now();
+        let measured = policy.damping(FIBER).penalty(now, h);
+        let expected = penalty * 0.5_f64.powf(1.0 / 60.0);
+        assert!(
+            (measured - expected).abs() < 1.0,
+            "{measured} vs {expected}"
+        );
+        let hold_off = Damping::suppressed_for(penalty, h);
+        assert!(hold_off > secs(340) && hold_off < secs(360), "{hold_off:?}");
+
+        let switches = drive(&mut policy, secs(400), STEP * 10, |_| vec![Up, Up]).await;
+        let back = switches.first().expect("fails back").0 + secs(300);
+        let due = secs(299) + hold_off;
+        assert!(back >= due && back <= due + secs(1), "{back:?} vs {due:?}");
+    }
+
+    /// The worst pattern for the bound: up just past `hold_down`, then down for a moment.
+    #[tokio::test(start_paused = true)]
+    async fn the_worst_flapping_pattern_stays_within_the_bound_and_is_then_damped() {
+        let config = fiber_and_lte();
+        let cycle = config.health.hold_down + secs(1);
+        let mut policy = policy_for(&config);
+        let switches = drive(&mut policy, secs(600), STEP * 10, |t| {
+            let down = t.as_millis() % cycle.as_millis() < 100 && t >= cycle;
+            vec![if down { Down } else { Up }, Up]
+        })
+        .await;
+        let most = most_in_a_minute(&switches);
+        assert!(most <= max_switches_per_minute(&config.health) as usize);
+        assert_eq!(most, 4, "the bound is tight: {switches:?}");
+        // The 4th failure (at 31 s spacing) passes `flap_suppress`: stuck on lte from there on.
+        assert_eq!(switches.len(), 7, "{switches:?}");
+        assert_eq!(switches.last().unwrap().1, LTE);
+        assert!(policy.suppressed(FIBER));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn degraded_fails_over_only_to_an_up_uplink() {
+        let mut policy = policy_for(&fiber_and_lte());
+        let now = Instant::now();
+        assert_eq!(policy.decide(&[Up, Up], now).active, FIBER);
+        assert_eq!(policy.decide(&[Degraded, Degraded], now).active, FIBER);
+        assert_eq!(policy.decide(&[Degraded, Down], now).active, FIBER);
+        assert_eq!(policy.decide(&[Degraded, Up], now).active, LTE);
+        // Back to Up, but not for `hold_down` yet.
+        assert_eq!(policy.decide(&[Up, Up], now + secs(1)).active, LTE);
+        assert_eq!(policy.decide(&[Up, Up], now + secs(31)).active, FIBER);
+        assert_eq!(policy.decide(&[Down, Down], now + secs(32)).active, FIBER);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_override_forces_expires_and_names_a_real_uplink() {
+        let mut policy = policy_for(&fiber_and_lte());
+        let now = Instant::now();
+        assert_eq!(
+            policy.switch("dsl", None),
+            Err(PolicyError::UnknownUplink("dsl".to_owned()))
+        );
+        assert_eq!(policy.switch("lte", Some(now + secs(60))), Ok(LTE));
+        let forced = policy.decide(&[Up, Up], now);
+        assert_eq!((forced.active, forced.forced), (LTE, true));
+        assert_eq!(forced.balance, [(LTE, 1)]);
+        // Regardless of health.
+        assert_eq!(policy.decide(&[Up, Down], now + secs(10)).active, LTE);
+        let expired = policy.decide(&[Up, Up], now + secs(60));
+        assert_eq!((expired.active, expired.forced), (FIBER, false));
+        assert!(expired.override_expired);
+        assert!(!policy.decide(&[Up, Up], now + secs(61)).override_expired);
+
+        policy.switch("fiber", None).unwrap();
+        assert_eq!(policy.decide(&[Down, Up], now + secs(62)).active, FIBER);
+        policy.auto();
+        assert_eq!(policy.decide(&[Down, Up], now + secs(63)).active, LTE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn equal_priorities_share_new_flows_by_weight() {
+        let config = config::parse(
+            r#"
+            lan = ["lan0"]
+            [[uplink]]
+            name = "a"
+            interface = "eth1"
+            priority = 1
+            weight = 3
+            [[uplink]]
+            name = "b"
+            interface = "eth2"
+            priority = 1
+            [[uplink]]
+            name = "c"
+            interface = "wwan0"
+            "#,
+        )
+        .unwrap();
+        let mut policy = policy_for(&config);
+        let now = Instant::now();
+        assert_eq!(policy.decide(&[Up, Up, Up], now).balance, [(0, 3), (1, 1)]);
+        assert_eq!(policy.decide(&[Up, Down, Up], now).balance, [(0, 3)]);
+        // b rejoins only after `hold_down`, like a failback.
+        assert_eq!(
+            policy.decide(&[Up, Up, Up], now + secs(1)).balance,
+            [(0, 3)]
+        );
+        assert_eq!(
+            policy.decide(&[Up, Up, Up], now + secs(31)).balance,
+            [(0, 3), (1, 1)]
+        );
+        let decision = policy.decide(&[Down, Up, Up], now + secs(32));
+        assert_eq!((decision.active, decision.balance), (1, vec![(1, 1)]));
+        let decision = policy.decide(&[Down, Down, Up], now + secs(33));
+        assert_eq!((decision.active, decision.balance), (2, vec![(2, 1)]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failback_moves_flows_off_a_move_uplink_after_drain_once() {
+        let mut config = fiber_and_lte();
+        config.uplinks[LTE].failback = config::FailbackMode::Move;
+        config.uplinks[LTE].drain = secs(10);
+        for (mode, expected) in [
+            (config::FailbackMode::Move, vec![LTE]),
+            (config::FailbackMode::Keep, vec![]),
+        ] {
+            config.uplinks[LTE].failback = mode;
+            let mut policy = policy_for(&config);
+            let now = Instant::now();
+            policy.decide(&[Down, Up], now);
+            assert_eq!(policy.decide(&[Up, Up], now + secs(1)).active, LTE);
+            let t = now + secs(1) + config.health.hold_down;
+            assert_eq!(policy.decide(&[Up, Up], t).active, FIBER);
+            assert!(
+                policy
+                    .decide(&[Up, Up], t + secs(9))
+                    .move_flows_from
+                    .is_empty()
+            );
+            assert_eq!(
+                policy.decide(&[Up, Up], t + secs(10)).move_flows_from,
+                expected
+            );
+            assert!(
+                policy
+                    .decide(&[Up, Up], t + secs(11))
+                    .move_flows_from
+                    .is_empty()
+            );
+        }
+    }
+}
