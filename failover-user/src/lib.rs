@@ -2,9 +2,15 @@
 
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod events;
 pub mod flow_reset;
+pub mod health;
 pub mod loader;
 pub mod netlink;
+pub mod override_store;
+pub mod policy;
 pub mod probe;
+#[cfg(test)]
+mod sim;
