@@ -22,7 +22,11 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 /// any window a host can have.
 pub fn ask_hosts_to_answer(flows: &[FlowKey]) -> std::io::Result<usize> {
     // IPPROTO_RAW implies IP_HDRINCL: the packet goes out as built, in the remote's name.
-    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
+    let socket = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(libc::IPPROTO_RAW)),
+    )?;
     let mut asked = 0;
     for key in flows.iter().filter(|k| k.proto == ip_proto::TCP) {
         let host = SockAddr::from(SocketAddrV4::new(

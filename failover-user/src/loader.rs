@@ -279,15 +279,13 @@ pub async fn describe_uplink(
         usable: 0,
         _pad: 0,
     };
-    let path = match ProbePath::discover(netlink, &spec.name, &spec.interface, spec.gateway).await
-    {
+    let path = match ProbePath::discover(netlink, &spec.name, &spec.interface, spec.gateway).await {
         Ok(path) => path,
         Err(PathError::Netlink(e)) => return Err(e.into()),
         Err(e) => return Ok((uplink, Err(e))),
     };
     uplink.addr = path.source.octets();
-    let gateway_mac =
-        resolve_neighbour(netlink, &spec.interface, link.index, path.gateway).await?;
+    let gateway_mac = resolve_neighbour(netlink, &spec.interface, link.index, path.gateway).await?;
     if gateway_mac.is_none() {
         warn!(uplink = %spec.name, gateway = %path.gateway, "gateway MAC not resolved: the uplink is not usable until it is");
     }

@@ -264,16 +264,12 @@ pub enum Change {
 /// (the way `ip monitor` gets them). The stream ends only if the kernel closes the socket.
 pub fn watch() -> Result<impl futures_util::Stream<Item = Change>, NetlinkError> {
     use futures_util::StreamExt as _;
-    use rtnetlink::packet_core::NetlinkPayload;
     use netlink_packet_route::RouteNetlinkMessage as M;
     use rtnetlink::MulticastGroup as G;
+    use rtnetlink::packet_core::NetlinkPayload;
 
-    let (connection, _, messages) = rtnetlink::new_multicast_connection(&[
-        G::Link,
-        G::Ipv4Ifaddr,
-        G::Neigh,
-        G::Ipv4Route,
-    ])?;
+    let (connection, _, messages) =
+        rtnetlink::new_multicast_connection(&[G::Link, G::Ipv4Ifaddr, G::Neigh, G::Ipv4Route])?;
     tokio::spawn(connection);
     Ok(messages.filter_map(|(message, _)| {
         let change = match message.payload {

@@ -148,10 +148,10 @@ impl Policy {
     pub fn new(config: &HealthConfig, uplinks: &[UplinkConfig], start: Instant) -> Self {
         let members = uplinks
             .iter()
-            .zip(1..)
-            .map(|(u, position)| Member {
+            .enumerate()
+            .map(|(index, u)| Member {
                 name: u.name.clone(),
-                priority: u.priority.unwrap_or(position),
+                priority: u.priority_or_position(index),
                 weight: u.weight,
                 failback: u.failback,
                 drain: u.drain,
@@ -533,6 +533,7 @@ mod tests {
             name = "c"
             interface = "wwan0"
             "#,
+            "test",
         )
         .unwrap();
         let mut policy = policy_for(&config);

@@ -77,6 +77,7 @@ pub fn fiber_and_lte() -> Config {
         interface = "wwan0"
         metered = true
         "#,
+        "test",
     )
     .expect("test config parses")
 }
