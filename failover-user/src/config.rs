@@ -257,7 +257,8 @@ pub struct HealthConfig {
     /// A down uplink must answer without a gap for this long to count as up again.
     #[serde(with = "humantime_serde")]
     pub up_after: Duration,
-    /// Fail back to a preferred uplink only after it has been up this long.
+    /// Fail back to a preferred uplink only after it has been healthy this long (counted from
+    /// its first healthy probe, so `up_after` is part of it).
     #[serde(with = "humantime_serde")]
     pub hold_down: Duration,
     /// Flap damping: each failure of an uplink adds this penalty...

@@ -158,6 +158,41 @@ fn set_device(ebpf: &mut Ebpf, slot: u32, ifindex: u32) -> Result<(), DataplaneE
     Ok(devices.set(slot, ifindex, None, 0)?)
 }
 
+/// The data plane's entry for uplink `slot`.
+pub fn uplink(ebpf: &Ebpf, slot: u32) -> Result<nat::Uplink, DataplaneError> {
+    let name = names::MAP_UPLINKS;
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let array = Array::<&MapData, nat::Uplink>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    array
+        .get(&slot, 0)
+        .map_err(|source| DataplaneError::Map { name, source })
+}
+
+/// Traffic counters of uplink `slot`, summed over CPUs.
+pub fn uplink_counters(
+    ebpf: &Ebpf,
+    slot: u32,
+) -> Result<failover_common::verdict::UplinkCounters, DataplaneError> {
+    let name = names::MAP_UPLINK_COUNTERS;
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let array = PerCpuArray::<&MapData, failover_common::verdict::UplinkCounters>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    let per_cpu = array
+        .get(&slot, 0)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    Ok(per_cpu.iter().fold(
+        failover_common::verdict::UplinkCounters::default(),
+        |mut sum, c| {
+            sum.packets_out += c.packets_out;
+            sum.bytes_out += c.bytes_out;
+            sum.packets_in += c.packets_in;
+            sum.bytes_in += c.bytes_in;
+            sum
+        },
+    ))
+}
+
 /// Every tracked flow.
 pub fn flows(ebpf: &Ebpf) -> Result<Vec<(nat::FlowKey, nat::Flow)>, DataplaneError> {
     hash_entries(ebpf, names::MAP_FLOWS)

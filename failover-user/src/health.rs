@@ -25,7 +25,10 @@ use std::{collections::VecDeque, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::config::{self, HealthConfig, Target, UplinkConfig};
+use crate::{
+    config::{self, HealthConfig, Target, UplinkConfig},
+    probe::ProbeKind,
+};
 
 /// An uplink's health. The order (`Up < Degraded < Down`) is the policy's preference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,19 +38,11 @@ pub enum State {
     Down,
 }
 
-/// What a probe tested.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ProbeId {
-    GatewayArp,
-    GatewayIcmp,
-    Far(Target),
-}
-
 /// One probe's outcome, as the prober reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     pub uplink: usize,
-    pub probe: ProbeId,
+    pub probe: ProbeKind,
     pub sent: Instant,
     /// `None`: no answer within `timeout` (or the probe could not be sent).
     pub rtt: Option<Duration>,
@@ -196,11 +191,11 @@ impl Uplink {
         self.far.iter().find(|(t, _)| t == target).map(|(_, s)| s)
     }
 
-    fn stream_mut(&mut self, probe: &ProbeId) -> Option<&mut Stream> {
+    fn stream_mut(&mut self, probe: &ProbeKind) -> Option<&mut Stream> {
         match probe {
-            ProbeId::GatewayArp => Some(&mut self.arp),
-            ProbeId::GatewayIcmp => Some(&mut self.icmp),
-            ProbeId::Far(target) => self
+            ProbeKind::GatewayArp => Some(&mut self.arp),
+            ProbeKind::GatewayIcmp => Some(&mut self.icmp),
+            ProbeKind::Far(target) => self
                 .far
                 .iter_mut()
                 .find(|(t, _)| t == target)
@@ -629,7 +624,7 @@ mod tests {
 
     use tokio::time::Instant;
 
-    use super::{ProbeId, Sample, State, Stream, stats};
+    use super::{ProbeKind, Sample, State, Stream, stats};
     use crate::sim::{STEP, Sim, fiber_and_lte};
 
     const FIBER: usize = 0;
@@ -904,7 +899,7 @@ mod tests {
         let now = Instant::now();
         let mut health = super::Health::new(&config.health, &config.uplinks, now);
         let target = "icmp:192.0.2.1".parse().unwrap();
-        for (uplink, probe) in [(7, ProbeId::GatewayArp), (0, ProbeId::Far(target))] {
+        for (uplink, probe) in [(7, ProbeKind::GatewayArp), (0, ProbeKind::Far(target))] {
             health.record(&Sample {
                 uplink,
                 probe,

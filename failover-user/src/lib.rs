@@ -3,6 +3,7 @@
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod events;
 pub mod flow_reset;

@@ -7,7 +7,12 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use failover_user::{config, dataplane::TableSizes, loader};
+use failover_user::{
+    config,
+    control::{self, Request},
+    dataplane::TableSizes,
+    loader,
+};
 
 /// Multi-uplink failover router with an eBPF (XDP) data plane.
 #[derive(Parser)]
@@ -22,6 +27,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: load the data plane, probe every uplink, move traffic when one
+    /// fails, and answer `status`, `switch` and `auto`. Stops on Ctrl-C or SIGTERM.
+    Run,
+    /// Show each uplink's state, the active one, RTT, loss and traffic.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Force new flows onto uplink NAME (regardless of its health) until `failover auto`.
+    Switch {
+        /// The uplink's name in the config.
+        name: String,
+        /// End the override after this long (e.g. `30m`, `2h`).
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
+    /// End an override: choose the uplink by health again.
+    Auto,
     /// Load the data plane, attach it to the LAN and uplink interfaces, send new flows through
     /// the active uplink, and keep it attached until interrupted (Ctrl-C or SIGTERM).
     Attach {
@@ -55,6 +79,27 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => Ok(check_config(&file.unwrap_or(cli.config))),
+        Command::Run => {
+            let config = match config::load(&cli.config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            runtime()?.block_on(failover_user::daemon::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => ask(&cli.config, &Request::Status, json),
+        Command::Switch { name, duration } => ask(
+            &cli.config,
+            &Request::Switch {
+                uplink: name,
+                for_secs: duration.map(|d| d.as_secs().max(1)),
+            },
+            false,
+        ),
+        Command::Auto => ask(&cli.config, &Request::Auto, false),
         Command::Attach {
             lan,
             uplinks,
@@ -100,6 +145,85 @@ fn check_config(file: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends a request to the running daemon (its socket is named in the config, or the
+/// default when there is no config file) and prints the answer.
+fn ask(config_path: &Path, request: &Request, json: bool) -> anyhow::Result<ExitCode> {
+    let socket = match config::load(config_path) {
+        Ok(config) => config.control.socket,
+        Err(_) => config::ControlConfig::default().socket,
+    };
+    let answer = runtime()?.block_on(control::request(&socket, request));
+    let response = match answer {
+        Ok(response) => response,
+        Err(e) => {
+            eprintln!("failover: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if !response.ok {
+        eprintln!(
+            "failover: {}",
+            response.error.as_deref().unwrap_or("the daemon refused")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    match (&response.status, json) {
+        (Some(status), true) => println!("{}", serde_json::to_string_pretty(status)?),
+        (Some(status), false) => print!("{}", status_table(status)),
+        (None, _) => println!("{}", response.message.unwrap_or_default()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_table(status: &control::StatusReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "{:<2}{:<10}{:<10}{:<10}{:>9}{:>9}{:>6}  {:<16}{:<16}{:<18}{:>12}{:>12}\n",
+        "",
+        "UPLINK",
+        "IFACE",
+        "STATE",
+        "SINCE",
+        "RTT",
+        "LOSS",
+        "ADDRESS",
+        "GATEWAY",
+        "GATEWAY MAC",
+        "PKTS OUT",
+        "PKTS IN"
+    );
+    let dash = || "-".to_owned();
+    for u in &status.uplinks {
+        let _ = writeln!(
+            out,
+            "{:<2}{:<10}{:<10}{:<10}{:>8.1}s{:>9}{:>5}%  {:<16}{:<16}{:<18}{:>12}{:>12}",
+            if u.active { "*" } else { "" },
+            u.name,
+            u.interface,
+            if u.carrier {
+                u.state.clone()
+            } else {
+                format!("{} (no carrier)", u.state)
+            },
+            u.since_secs,
+            u.rtt_ms.map_or_else(dash, |ms| format!("{ms:.1}ms")),
+            u.loss_percent,
+            u.address.clone().unwrap_or_else(dash),
+            u.gateway.clone().unwrap_or_else(dash),
+            u.gateway_mac.clone().unwrap_or_else(dash),
+            u.packets_out,
+            u.packets_in,
+        );
+    }
+    if let Some(forced) = &status.forced {
+        let _ = writeln!(out, "override: {forced}");
+    }
+    for suspect in &status.suspect_targets {
+        let _ = writeln!(out, "suspect target: {suspect}");
+    }
+    out
 }
 
 async fn wait_for_shutdown() -> anyhow::Result<()> {

@@ -278,13 +278,15 @@ impl Policy {
             .map_or((current, false), |preferred| (preferred, true))
     }
 
-    /// `Up` for `hold_down` (or since start) and not suppressed: fit to fail back to.
+    /// Healthy for `hold_down` (or up since start) and not suppressed: fit to fail back to.
+    /// Health only calls an uplink `Up` after `up_after` of healthy probes, so that much of
+    /// the hold-down has passed when it does: failback comes `hold_down` after healing.
     fn held(&self, uplink: usize, now: Instant) -> bool {
         let m = &self.members[uplink];
+        let still = self.config.hold_down.saturating_sub(self.config.up_after);
         !m.damping.suppressed
-            && m.up_since.is_some_and(|since| {
-                since == self.started || now.duration_since(since) >= self.config.hold_down
-            })
+            && m.up_since
+                .is_some_and(|since| since == self.started || now.duration_since(since) >= still)
     }
 
     fn balance(&self, active: usize, now: Instant) -> Vec<(usize, u32)> {
@@ -370,13 +372,11 @@ mod tests {
 
         sim.links[FIBER].gateway = true;
         let took = sim
-            .run_until(h.hold_down + h.up_after + secs(2), |s| {
-                s.decision.active == FIBER
-            })
+            .run_until(h.hold_down + secs(2), |s| s.decision.active == FIBER)
             .await
             .expect("fails back");
-        assert!(took >= h.up_after + h.hold_down, "{took:?}");
-        assert!(took <= h.hold_down + h.up_after + secs(1), "{took:?}");
+        assert!(took >= h.hold_down, "{took:?}");
+        assert!(took <= h.hold_down + secs(1), "{took:?}");
         assert_eq!(sim.switches.len(), 2);
     }
 
@@ -419,7 +419,10 @@ mod tests {
             .run_until(secs(60), |s| s.decision.active == FIBER)
             .await
             .expect("fails back after the storm");
-        assert!(took >= h.up_after + h.hold_down && took <= h.up_after + h.hold_down + secs(1));
+        assert!(
+            took >= h.hold_down && took <= h.hold_down + secs(1),
+            "{took:?}"
+        );
     }
 
     /// If the states themselves flapped (no `up_after`), damping holds the primary off for as

@@ -8,8 +8,9 @@ use tokio::time::{Instant, advance};
 
 use crate::{
     config::{self, Config, Target},
-    health::{Health, ProbeId, Sample, State, Transition},
+    health::{Health, Sample, State, Transition},
     policy::{Decision, Policy},
+    probe::ProbeKind,
 };
 
 /// The simulation's time step (finer than the probe interval, so detection times are exact
@@ -194,23 +195,23 @@ impl Sim {
     }
 
     fn probe(&mut self, uplink: usize, now: Instant) {
-        let mut probes: Vec<ProbeId> = self
+        let mut probes: Vec<ProbeKind> = self
             .health
             .targets(uplink)
             .cloned()
-            .map(ProbeId::Far)
+            .map(ProbeKind::Far)
             .collect();
         if self.config.health.gateway_probes {
-            probes.extend([ProbeId::GatewayArp, ProbeId::GatewayIcmp]);
+            probes.extend([ProbeKind::GatewayArp, ProbeKind::GatewayIcmp]);
         }
         for probe in probes {
             let link = &self.links[uplink];
             let reaches = match &probe {
-                ProbeId::Far(target) => link.upstream && !self.dead_targets.contains(target),
+                ProbeKind::Far(target) => link.upstream && !self.dead_targets.contains(target),
                 _ => true,
             };
             let rtt = match probe {
-                ProbeId::Far(_) => link.far_rtt,
+                ProbeKind::Far(_) => link.far_rtt,
                 _ => link.gateway_rtt,
             };
             let answered =

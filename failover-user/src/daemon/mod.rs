@@ -1,0 +1,550 @@
+//! The controller (`failover run`): probes every uplink, decides which one carries new flows,
+//! and keeps the data plane's maps true — each uplink's address, gateway MAC and usability,
+//! and the active uplink — reacting to the kernel's link, address and neighbour changes at
+//! once. It records every change in the event log and answers the CLI.
+
+mod probing;
+mod report;
+mod switching;
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use anyhow::{Context as _, bail};
+use failover_common::nat::{self, Uplink};
+use futures_util::StreamExt as _;
+use tokio::{
+    sync::mpsc,
+    time::{Instant, MissedTickBehavior},
+};
+use tracing::{info, warn};
+
+use crate::{
+    config::Config,
+    control::{self, Call, Request, Response},
+    dataplane::{self, TableSizes},
+    events::{self, Event, EventLog},
+    health::{Health, Sample, State, Transition},
+    loader::{self, LoaderSpec, Running, UplinkSpec},
+    netlink::{Change, Netlink},
+    override_store::{self, Loaded, OverrideStore, SavedOverride},
+    policy::{Decision, Policy},
+    probe::{ProbeKind, ProbePath, routing::UplinkRoutes},
+};
+
+use self::probing::UplinkProbeControl;
+
+/// How often health is evaluated: well below every detection time.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Runs the controller until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let mut daemon = Daemon::start(config).await?;
+    let result = daemon.serve().await;
+    daemon.stop().await;
+    result
+}
+
+/// An uplink as the controller tracks it.
+struct Managed {
+    spec: UplinkSpec,
+    /// The data plane's entry as the kernel describes it (before health is applied).
+    described: Uplink,
+    /// Why the kernel's view makes it unusable (no address, no gateway, no carrier...).
+    problem: Option<String>,
+    path: Option<ProbePath>,
+    routes: UplinkRoutes,
+    probes: UplinkProbeControl,
+    /// What the data plane was last told.
+    usable: bool,
+}
+
+struct Daemon {
+    config: Config,
+    running: Running,
+    netlink: Netlink,
+    health: Health,
+    policy: Policy,
+    uplinks: Vec<Managed>,
+    active: usize,
+    events: EventLog,
+    overrides: OverrideStore,
+    samples: mpsc::Receiver<Sample>,
+    calls: mpsc::Receiver<Call>,
+    switching: switching::FlowsOnSwitch,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    async fn start(config: Config) -> anyhow::Result<Self> {
+        let [lan] = config.lan.as_slice() else {
+            bail!(
+                "this version steers one LAN interface; `lan` names {}",
+                config.lan.len()
+            );
+        };
+        let start = Instant::now();
+        let health = Health::new(&config.health, &config.uplinks, start);
+        let mut policy = Policy::new(&config.health, &config.uplinks, start);
+        let overrides = OverrideStore::new(&config.state_dir);
+        let mut events = EventLog::open(&config.events.log)
+            .with_context(|| format!("opening the event log {}", config.events.log.display()))?;
+        restore_override(&overrides, &mut policy, &config, &mut events, start)?;
+        let first = policy.decide(&health.states(), start);
+        let specs: Vec<UplinkSpec> = config
+            .uplinks
+            .iter()
+            .map(|u| UplinkSpec {
+                name: u.name.clone(),
+                interface: u.interface.clone(),
+                gateway: u.gateway,
+                ports: u.port_range(),
+                mss: u.mss.unwrap_or(0),
+            })
+            .collect();
+        let mut running = loader::start(&LoaderSpec {
+            lan: lan.clone(),
+            uplinks: specs.clone(),
+            active: specs[first.active].name.clone(),
+            skb_mode: config.skb_mode,
+            tables: TableSizes::default(),
+        })
+        .await
+        .context("starting the data plane")?;
+        let netlink = Netlink::connect()?;
+        let (sample_tx, samples) = mpsc::channel(1024);
+        let mut uplinks = Vec::new();
+        for (slot, spec) in (0u32..).zip(specs) {
+            let index = uplinks.len();
+            let path = running.paths[index].as_ref().ok().cloned();
+            let problem = running.paths[index].as_ref().err().map(ToString::to_string);
+            let kinds = probe_kinds(&config, index);
+            let probes = probing::spawn(
+                index,
+                kinds,
+                path.clone(),
+                health.probe_interval(index, index == first.active),
+                &config.health,
+                &sample_tx,
+            );
+            let described = dataplane::uplink(running.ebpf(), slot)?;
+            uplinks.push(Managed {
+                spec,
+                described,
+                problem,
+                path: None,
+                routes: UplinkRoutes::new(slot),
+                probes,
+                usable: described.usable != 0,
+            });
+            let managed = uplinks.last_mut().expect("just pushed");
+            set_path(&netlink, managed, path).await;
+        }
+        running.set_active(&uplinks[first.active].spec.name)?;
+        let (call_tx, calls) = mpsc::channel(16);
+        let server = control::serve(&config.control.socket, call_tx).with_context(|| {
+            format!(
+                "opening the control socket {}",
+                config.control.socket.display()
+            )
+        })?;
+        info!(active = %uplinks[first.active].spec.name, "controller running");
+        let mut daemon = Self {
+            switching: switching::FlowsOnSwitch::default(),
+            config,
+            running,
+            netlink,
+            health,
+            policy,
+            uplinks,
+            active: first.active,
+            events,
+            overrides,
+            samples,
+            calls,
+            _server: server,
+        };
+        for index in 0..daemon.uplinks.len() {
+            daemon.health.carrier(index, daemon.carrier(index), start);
+        }
+        Ok(daemon)
+    }
+
+    /// The main loop: samples, kernel changes, CLI calls and the evaluation tick.
+    async fn serve(&mut self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut changes = Box::pin(crate::netlink::watch()?);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(sample) = self.samples.recv() => self.health.record(&sample),
+                Some(change) = changes.next() => self.on_change(change).await,
+                Some((request, reply)) = self.calls.recv() => {
+                    let response = self.on_request(request);
+                    let _ = reply.send(response);
+                }
+                _ = tick.tick() => self.evaluate(Instant::now()),
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = term.recv() => return Ok(()),
+            }
+        }
+    }
+
+    /// Health, then policy, then the data plane.
+    fn evaluate(&mut self, now: Instant) {
+        let transitions = self.health.evaluate(now);
+        self.record_transitions(&transitions);
+        let decision = self.policy.decide(&self.health.states(), now);
+        self.apply(&decision, now);
+    }
+
+    fn apply(&mut self, decision: &Decision, now: Instant) {
+        for index in 0..self.uplinks.len() {
+            let usable = self.uplinks[index].described.usable != 0
+                && self.health.state(index) != State::Down;
+            if usable != self.uplinks[index].usable {
+                self.set_usable(index, usable, now);
+            }
+        }
+        if decision.active != self.active {
+            self.switch_active(decision, now);
+        }
+        for &from in &decision.move_flows_from {
+            let moved =
+                switching::FlowsOnSwitch::move_flows(self.running.ebpf_mut(), slot_of(from));
+            info!(uplink = %self.uplinks[from].spec.name, flows = moved, "flows moved after failback drain");
+        }
+        if decision.override_expired {
+            let _ = self.overrides.clear();
+            self.log(Event::now(
+                events::kind::OVERRIDE,
+                &self.uplinks[self.active].spec.name,
+                "forced",
+                "auto",
+                "the override expired",
+            ));
+        }
+        self.switching
+            .purge_due(self.running.ebpf_mut(), now, |slot| {
+                !self.uplinks[slot as usize].usable
+            });
+        for (index, uplink) in self.uplinks.iter().enumerate() {
+            let interval = self.health.probe_interval(index, index == self.active);
+            uplink.probes.interval.send_if_modified(|current| {
+                let changed = *current != interval;
+                *current = interval;
+                changed
+            });
+        }
+    }
+
+    /// Tells the data plane whether an uplink may carry flows; when it may not, its flows
+    /// leave it (TCP hosts are told at once, see `switching`).
+    fn set_usable(&mut self, index: usize, usable: bool, now: Instant) {
+        let slot = slot_of(index);
+        let mut entry = self.uplinks[index].described;
+        entry.usable = u8::from(usable);
+        if let Err(e) = dataplane::set_uplink(self.running.ebpf_mut(), slot, entry) {
+            warn!(error = %e, "updating the uplink map failed");
+            return;
+        }
+        self.uplinks[index].usable = usable;
+        info!(uplink = %self.uplinks[index].spec.name, usable, "uplink usability changed");
+        if !usable {
+            self.switching.leave_uplink(
+                self.running.ebpf(),
+                slot,
+                now,
+                &self.uplinks[index].spec.name,
+            );
+        }
+    }
+
+    fn switch_active(&mut self, decision: &Decision, _now: Instant) {
+        let (from, to) = (self.active, decision.active);
+        if let Err(e) = self.running.set_active(&self.uplinks[to].spec.name) {
+            warn!(error = %e, "setting the active uplink failed");
+            return;
+        }
+        self.active = to;
+        let cause = if decision.forced {
+            "forced by the operator".to_owned()
+        } else if self.health.state(from) == State::Up {
+            format!(
+                "{} preferred and up for the hold-down",
+                self.uplinks[to].spec.name
+            )
+        } else {
+            format!(
+                "{} is {}",
+                self.uplinks[from].spec.name,
+                state_name(self.health.state(from))
+            )
+        };
+        info!(from = %self.uplinks[from].spec.name, to = %self.uplinks[to].spec.name, %cause, "active uplink switched");
+        let mut event = Event::now(
+            events::kind::SWITCH,
+            &self.uplinks[to].spec.name,
+            &self.uplinks[from].spec.name,
+            &self.uplinks[to].spec.name,
+            &cause,
+        );
+        for (index, uplink) in self.uplinks.iter().enumerate() {
+            event = event.with_evidence(
+                &format!("{}_state", uplink.spec.name),
+                state_name(self.health.state(index)),
+            );
+        }
+        self.log(event);
+    }
+
+    fn record_transitions(&mut self, transitions: &[Transition]) {
+        for t in transitions {
+            let uplink = &self.uplinks[t.uplink];
+            info!(uplink = %uplink.spec.name, from = state_name(t.from), to = state_name(t.to), cause = %t.cause, "uplink state changed");
+            let mut event = Event::now(
+                events::kind::STATE,
+                &uplink.spec.name,
+                state_name(t.from),
+                state_name(t.to),
+                &t.cause,
+            );
+            for (key, value) in &t.evidence {
+                event = event.with_evidence(key, value.clone());
+            }
+            event = event
+                .with_evidence("interface", uplink.spec.interface.clone())
+                .with_evidence("carrier", self.carrier(t.uplink).to_string());
+            if let Some(path) = &uplink.path {
+                event = event
+                    .with_evidence("address", path.source.to_string())
+                    .with_evidence("gateway", path.gateway.to_string())
+                    .with_evidence("mac", loader::format_mac(path.mac));
+            }
+            event = event.with_evidence(
+                "gateway_mac",
+                loader::format_mac(uplink.described.gateway_mac),
+            );
+            self.log(event);
+        }
+    }
+
+    /// Appends to the event log and runs the hook, never blocking the loop on either failing.
+    fn log(&mut self, event: Event) {
+        if let Err(e) = self.events.append(&event) {
+            warn!(error = %e, log = %self.events.path().display(), "appending to the event log failed");
+        }
+        if let Some(hook) = self.config.events.hook.clone() {
+            tokio::spawn(async move {
+                events::run_hook(&hook, &event).await;
+            });
+        }
+    }
+
+    /// A kernel change: carrier goes to health at once; everything else re-describes the
+    /// uplink (address, gateway, gateway MAC) into the maps and the probes.
+    async fn on_change(&mut self, change: Change) {
+        let affected: Vec<usize> = match change {
+            Change::Route => (0..self.uplinks.len()).collect(),
+            Change::Link { index, .. }
+            | Change::Address { index }
+            | Change::Neighbour { index } => self
+                .uplinks
+                .iter()
+                .position(|u| u.described.ifindex == index)
+                .into_iter()
+                .collect(),
+        };
+        for index in affected {
+            if let Change::Link {
+                carrier: Some(carrier),
+                ..
+            } = change
+            {
+                let now = Instant::now();
+                if let Some(t) = self.health.carrier(index, carrier, now) {
+                    self.record_transitions(&[t]);
+                    // Carrier loss must move traffic now, not at the next tick.
+                    self.evaluate(now);
+                }
+            }
+            self.redescribe(index).await;
+        }
+    }
+
+    async fn redescribe(&mut self, index: usize) {
+        let managed = &mut self.uplinks[index];
+        let (described, path) = match loader::describe_uplink(&self.netlink, &managed.spec).await {
+            Ok(found) => found,
+            Err(e) => {
+                warn!(uplink = %managed.spec.name, error = %e, "describing the uplink failed");
+                return;
+            }
+        };
+        let problem = path.as_ref().err().map(ToString::to_string).or_else(|| {
+            (described.usable == 0).then(|| "no carrier or gateway MAC unresolved".to_owned())
+        });
+        if described.addr != managed.described.addr {
+            info!(uplink = %managed.spec.name, from = %Ipv4Addr::from(managed.described.addr), to = %Ipv4Addr::from(described.addr), "uplink address changed: new flows are translated to the new address");
+        }
+        let changed = described != managed.described;
+        managed.described = described;
+        managed.problem = problem;
+        self.health
+            .gateway_mac_known(index, described.gateway_mac != [0; 6]);
+        set_path(&self.netlink, managed, path.ok()).await;
+        if changed {
+            // Re-apply usability against the new description (it also writes the map).
+            let usable = described.usable != 0 && self.health.state(index) != State::Down;
+            self.uplinks[index].usable = !usable;
+            self.set_usable(index, usable, Instant::now());
+        }
+    }
+
+    fn on_request(&mut self, request: Request) -> Response {
+        let now = Instant::now();
+        match request {
+            Request::Status => Response {
+                ok: true,
+                status: Some(report::status(self, now)),
+                ..Response::default()
+            },
+            Request::Switch { uplink, for_secs } => {
+                let until = for_secs.map(|s| now + Duration::from_secs(s));
+                if let Err(e) = self.policy.switch(&uplink, until) {
+                    return Response::failed(e.to_string());
+                }
+                let saved = SavedOverride {
+                    uplink: uplink.clone(),
+                    until: until.map(|u| {
+                        override_store::until_system_time(u, now, std::time::SystemTime::now())
+                    }),
+                };
+                if let Err(e) = self.overrides.save(&saved) {
+                    warn!(error = %e, "saving the override failed: it will not survive a restart");
+                }
+                let cause = match for_secs {
+                    Some(s) => format!("operator: switch for {s} s"),
+                    None => "operator: switch until `failover auto`".to_owned(),
+                };
+                self.log(Event::now(
+                    events::kind::OVERRIDE,
+                    &uplink,
+                    "auto",
+                    "forced",
+                    &cause,
+                ));
+                self.evaluate(now);
+                Response::done(format!("{uplink} forced ({cause})"))
+            }
+            Request::Auto => {
+                self.policy.auto();
+                if let Err(e) = self.overrides.clear() {
+                    warn!(error = %e, "removing the saved override failed");
+                }
+                self.log(Event::now(
+                    events::kind::OVERRIDE,
+                    &self.uplinks[self.active].spec.name,
+                    "forced",
+                    "auto",
+                    "operator: auto",
+                ));
+                self.evaluate(now);
+                Response::done("back to automatic uplink choice")
+            }
+        }
+    }
+
+    fn carrier(&self, index: usize) -> bool {
+        self.health.status(index, Instant::now()).carrier
+    }
+
+    /// Leaves the data plane attached only as long as the daemon runs (for now), and removes
+    /// the probes' routing tables and rules and the control socket.
+    async fn stop(&mut self) {
+        for managed in &mut self.uplinks {
+            if let Err(e) = managed.routes.remove(&self.netlink).await {
+                warn!(uplink = %managed.spec.name, error = %e, "removing the probe routes failed");
+            }
+        }
+        let _ = std::fs::remove_file(&self.config.control.socket);
+        info!("controller stopped; the data plane is detached");
+    }
+}
+
+/// Points the uplink's probes and probe routes at `path` (its address or gateway changed).
+async fn set_path(netlink: &Netlink, managed: &mut Managed, path: Option<ProbePath>) {
+    if managed.path == path {
+        return;
+    }
+    if let Some(path) = &path
+        && let Err(e) = managed.routes.update(netlink, path).await
+    {
+        warn!(uplink = %managed.spec.name, error = %e, "installing the probe routes failed");
+    }
+    managed.path.clone_from(&path);
+    managed.probes.path.send_replace(path);
+}
+
+fn restore_override(
+    store: &OverrideStore,
+    policy: &mut Policy,
+    config: &Config,
+    events: &mut EventLog,
+    now: Instant,
+) -> anyhow::Result<()> {
+    let wall = std::time::SystemTime::now();
+    match store
+        .load(&config.uplinks, wall)
+        .with_context(|| format!("reading {}", store.path().display()))?
+    {
+        Loaded::None => {}
+        Loaded::Restored(saved) => {
+            let until = saved
+                .until
+                .map(|u| override_store::until_instant(u, wall, now));
+            policy.switch(&saved.uplink, until)?;
+            info!(uplink = %saved.uplink, "operator override restored");
+        }
+        Loaded::Dropped { reason } => {
+            warn!(%reason, "saved override dropped");
+            let _ = events.append(&Event::now(
+                events::kind::OVERRIDE,
+                "",
+                "forced",
+                "auto",
+                &reason,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Gateway probes (when on) and the uplink's far targets.
+fn probe_kinds(config: &Config, index: usize) -> Vec<ProbeKind> {
+    let mut kinds = Vec::new();
+    if config.health.gateway_probes {
+        kinds.extend([ProbeKind::GatewayArp, ProbeKind::GatewayIcmp]);
+    }
+    kinds.extend(
+        config.uplinks[index]
+            .targets_or_default()
+            .into_iter()
+            .map(ProbeKind::Far),
+    );
+    kinds
+}
+
+fn slot_of(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(nat::NO_UPLINK)
+}
+
+#[must_use]
+pub fn state_name(state: State) -> &'static str {
+    match state {
+        State::Up => "up",
+        State::Degraded => "degraded",
+        State::Down => "down",
+    }
+}

@@ -1,0 +1,65 @@
+//! `failover status`: the controller's view of each uplink, for the CLI.
+
+use std::net::Ipv4Addr;
+
+use tokio::time::Instant;
+
+use super::{Daemon, slot_of, state_name};
+use crate::{
+    control::{StatusReport, UplinkReport},
+    dataplane, loader,
+};
+
+pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
+    let uplinks = daemon
+        .uplinks
+        .iter()
+        .enumerate()
+        .map(|(index, managed)| {
+            let status = daemon.health.status(index, now);
+            let counters = dataplane::uplink_counters(daemon.running.ebpf(), slot_of(index))
+                .unwrap_or_default();
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            UplinkReport {
+                name: managed.spec.name.clone(),
+                interface: managed.spec.interface.clone(),
+                state: state_name(status.state).to_owned(),
+                active: index == daemon.active,
+                since_secs: now.duration_since(status.since).as_secs_f64(),
+                carrier: status.carrier,
+                address: (managed.described.addr != [0; 4])
+                    .then(|| Ipv4Addr::from(managed.described.addr).to_string()),
+                gateway: managed.path.as_ref().map(|p| p.gateway.to_string()),
+                gateway_mac: (managed.described.gateway_mac != [0; 6])
+                    .then(|| loader::format_mac(managed.described.gateway_mac)),
+                rtt_ms: status.stats.median_rtt.map(ms),
+                jitter_ms: status.stats.jitter.map(ms),
+                loss_percent: status.stats.loss_percent(),
+                packets_out: counters.packets_out,
+                bytes_out: counters.bytes_out,
+                packets_in: counters.packets_in,
+                bytes_in: counters.bytes_in,
+            }
+        })
+        .collect();
+    StatusReport {
+        active: daemon.uplinks[daemon.active].spec.name.clone(),
+        forced: daemon.policy.forced().map(|o| {
+            let name = &daemon.uplinks[o.uplink].spec.name;
+            match o.until {
+                Some(until) => format!(
+                    "{name} for {} s more",
+                    until.saturating_duration_since(now).as_secs()
+                ),
+                None => format!("{name} until `failover auto`"),
+            }
+        }),
+        uplinks,
+        suspect_targets: daemon
+            .health
+            .suspects()
+            .iter()
+            .map(|s| format!("{}: {}", s.target, s.reason))
+            .collect(),
+    }
+}
