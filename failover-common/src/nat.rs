@@ -51,11 +51,81 @@ pub struct Uplink {
 pub struct Policy {
     /// Slot of the active uplink, or [`NO_UPLINK`].
     pub active: u32,
+    /// Weighted balancing among uplinks of equal priority: a new flow takes
+    /// `spread[flow hash % SPREAD]` when that uplink is usable, else `active`. Slots as bytes;
+    /// [`NO_SPREAD`] entries mean `active`.
+    pub spread: [u8; SPREAD],
+}
+
+/// Shares of new flows the controller can hand out (weights are rounded to sixteenths).
+pub const SPREAD: usize = 16;
+/// A `Policy::spread` entry that defers to `Policy::active`.
+pub const NO_SPREAD: u8 = 0xff;
+
+impl Policy {
+    /// Every new flow takes `active`.
+    #[must_use]
+    pub const fn single(active: u32) -> Self {
+        Policy {
+            active,
+            spread: [NO_SPREAD; SPREAD],
+        }
+    }
+
+    /// New flows spread over `shares` (slot, weight) in proportion to the weights (largest
+    /// remainder), falling back to `active` when the chosen uplink is unusable.
+    #[must_use]
+    pub fn balanced(active: u32, shares: &[(u32, u32)]) -> Self {
+        let mut policy = Self::single(active);
+        let total: u64 = shares.iter().map(|&(_, w)| u64::from(w)).sum();
+        if shares.len() < 2 || total == 0 {
+            return policy;
+        }
+        let spread = SPREAD as u64;
+        let mut counts = [0u64; MAX_UPLINKS as usize];
+        let mut remainders = [0u64; MAX_UPLINKS as usize];
+        let mut given = 0;
+        for (i, &(_, w)) in shares.iter().enumerate().take(MAX_UPLINKS as usize) {
+            counts[i] = spread * u64::from(w) / total;
+            remainders[i] = spread * u64::from(w) % total;
+            given += counts[i];
+        }
+        while given < spread {
+            let (best, _) = remainders
+                .iter()
+                .enumerate()
+                .take(shares.len())
+                .max_by_key(|&(i, r)| (*r, core::cmp::Reverse(i)))
+                .unwrap_or((0, &0));
+            counts[best] += 1;
+            remainders[best] = 0;
+            given += 1;
+        }
+        let mut at = 0;
+        for (i, &(slot, _)) in shares.iter().enumerate().take(MAX_UPLINKS as usize) {
+            for _ in 0..counts[i] {
+                // Slots are below MAX_UPLINKS (8): they fit a byte.
+                policy.spread[at] = u8::try_from(slot).unwrap_or(NO_SPREAD);
+                at += 1;
+            }
+        }
+        policy
+    }
+
+    /// The uplink slot a new flow with hash `hash` prefers.
+    #[must_use]
+    #[inline(always)]
+    pub const fn pick(&self, hash: u32) -> u32 {
+        match self.spread[hash as usize % SPREAD] {
+            NO_SPREAD => self.active,
+            slot => slot as u32,
+        }
+    }
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { active: NO_UPLINK }
+        Policy::single(NO_UPLINK)
     }
 }
 
@@ -319,7 +389,7 @@ pub const fn is_special_destination(addr: [u8; 4]) -> bool {
 
 const _: () = {
     assert!(core::mem::size_of::<Uplink>() == 28);
-    assert!(core::mem::size_of::<Policy>() == 4);
+    assert!(core::mem::size_of::<Policy>() == 4 + SPREAD);
     assert!(core::mem::size_of::<Lan>() == 12);
     assert!(core::mem::size_of::<FlowKey>() == 16);
     assert!(core::mem::size_of::<Flow>() == 24);
@@ -446,5 +516,23 @@ mod tests {
         assert!(is_special_destination([255, 255, 255, 255]));
         assert!(is_special_destination([224, 0, 0, 251]));
         assert!(!is_special_destination([203, 0, 113, 10]));
+    }
+
+    #[test]
+    fn balanced_policy_spreads_by_weight_and_single_defers_to_active() {
+        let single = Policy::single(1);
+        assert!((0..64).all(|h| single.pick(h) == 1));
+        let p = Policy::balanced(0, &[(0, 3), (1, 1)]);
+        let count = |slot| (0..16).filter(|&h| p.pick(h) == slot).count();
+        assert_eq!((count(0), count(1)), (12, 4));
+        let p = Policy::balanced(2, &[(2, 1), (3, 1), (5, 1)]);
+        let shares: std::vec::Vec<usize> = [2, 3, 5]
+            .iter()
+            .map(|&s| (0..16).filter(|&h| p.pick(h) == s).count())
+            .collect();
+        assert_eq!(shares.iter().sum::<usize>(), 16);
+        assert!(shares.iter().all(|&n| n == 5 || n == 6), "{shares:?}");
+        assert_eq!(Policy::balanced(4, &[(4, 7)]), Policy::single(4));
+        assert_eq!(Policy::default().pick(3), NO_UPLINK);
     }
 }

@@ -153,8 +153,15 @@ fn steer_through_table(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steerin
             });
         }
     }
-    let slot = POLICY.get(0).map_or(NO_UPLINK, |p| p.active);
-    let uplink = usable_uplink(slot).ok_or(Reason::NoUplink)?;
+    let policy = POLICY.get(0).ok_or(Reason::NoUplink)?;
+    let preferred = policy.pick(flow_cache_slot(key));
+    let (slot, uplink) = match usable_uplink(preferred) {
+        Some(uplink) => (preferred, uplink),
+        None => (
+            policy.active,
+            usable_uplink(policy.active).ok_or(Reason::NoUplink)?,
+        ),
+    };
     let ext_port = bind(key, slot, uplink, now)?;
     let state = if key.proto == ip_proto::TCP {
         next_tcp_state(tcp_state::OPENING, tcp_flags, true)

@@ -156,9 +156,20 @@ impl Running {
     /// Makes `name` the uplink new flows take.
     pub fn set_active(&mut self, name: &str) -> Result<(), LoaderError> {
         let slot = self.slot(name)?;
+        Ok(dataplane::set_policy(&mut self.ebpf, Policy::single(slot))?)
+    }
+
+    /// Makes `name` the active uplink and spreads new flows over `shares` (uplink names with
+    /// weights; one entry or none: no balancing).
+    pub fn set_balanced(&mut self, name: &str, shares: &[(&str, u32)]) -> Result<(), LoaderError> {
+        let active = self.slot(name)?;
+        let shares = shares
+            .iter()
+            .map(|(n, w)| Ok((self.slot(n)?, *w)))
+            .collect::<Result<Vec<_>, LoaderError>>()?;
         Ok(dataplane::set_policy(
             &mut self.ebpf,
-            Policy { active: slot },
+            Policy::balanced(active, &shares),
         )?)
     }
 
@@ -230,9 +241,7 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
     }
     dataplane::set_policy(
         &mut ebpf,
-        Policy {
-            active: u32::try_from(active).unwrap_or(nat::NO_UPLINK),
-        },
+        Policy::single(u32::try_from(active).unwrap_or(nat::NO_UPLINK)),
     )?;
 
     let mode = if spec.skb_mode {

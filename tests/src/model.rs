@@ -63,8 +63,8 @@ use failover_common::{
     nat::{
         Binding, BindingKey, DEVICE_SLOTS, Flow, FlowKey, LAN_SLOT, Lan, MAX_UPLINKS, PORT_PROBES,
         Policy, ReverseKey, Uplink, binding_hash, binding_timeout_ns, candidate_port, expired,
-        flow_timeout_ns, in_subnet, is_special_destination, next_tcp_state, tcp_flag, tcp_state,
-        timeout,
+        flow_cache_slot, flow_timeout_ns, in_subnet, is_special_destination, next_tcp_state,
+        tcp_flag, tcp_state, timeout,
     },
     verdict::{REASON_COUNT, Reason, UplinkCounters},
 };
@@ -215,7 +215,10 @@ impl Default for Model {
         Model {
             lan: Lan::default(),
             uplinks: [Uplink::default(); MAX_UPLINKS as usize],
-            policy: Policy { active: 0 },
+            policy: Policy {
+                active: 0,
+                spread: [0; failover_common::nat::SPREAD],
+            },
             devices: [None; DEVICE_SLOTS as usize],
             flows: HashMap::new(),
             bindings: HashMap::new(),
@@ -881,7 +884,14 @@ impl Model {
                 return Ok((flow.uplink, flow.ext_port));
             }
         }
-        let slot = self.policy.active;
+        // A new flow takes its share of the spread when that uplink is usable, else the
+        // active uplink.
+        let preferred = self.policy.pick(flow_cache_slot(key));
+        let slot = if self.usable(preferred) {
+            preferred
+        } else {
+            self.policy.active
+        };
         if !self.usable(slot) {
             return Err(Reason::NoUplink);
         }

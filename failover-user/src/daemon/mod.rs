@@ -66,6 +66,8 @@ struct Daemon {
     policy: Policy,
     uplinks: Vec<Managed>,
     active: usize,
+    /// The balancing shares the data plane holds.
+    balance: Vec<(usize, u32)>,
     events: EventLog,
     overrides: OverrideStore,
     samples: mpsc::Receiver<Sample>,
@@ -140,6 +142,7 @@ impl Daemon {
             set_path(&netlink, managed, path).await;
         }
         running.set_active(&uplinks[first.active].spec.name)?;
+        // An empty balance differs from any decision: the first tick writes the real one.
         let (call_tx, calls) = mpsc::channel(16);
         let server = control::serve(&config.control.socket, call_tx).with_context(|| {
             format!(
@@ -157,6 +160,7 @@ impl Daemon {
             policy,
             uplinks,
             active: first.active,
+            balance: Vec::new(),
             events,
             overrides,
             samples,
@@ -209,6 +213,8 @@ impl Daemon {
         }
         if decision.active != self.active {
             self.switch_active(decision, now);
+        } else if decision.balance != self.balance {
+            self.write_policy(decision);
         }
         for &from in &decision.move_flows_from {
             let moved =
@@ -263,11 +269,9 @@ impl Daemon {
 
     fn switch_active(&mut self, decision: &Decision, _now: Instant) {
         let (from, to) = (self.active, decision.active);
-        if let Err(e) = self.running.set_active(&self.uplinks[to].spec.name) {
-            warn!(error = %e, "setting the active uplink failed");
+        if !self.write_policy(decision) {
             return;
         }
-        self.active = to;
         let cause = if decision.forced {
             "forced by the operator".to_owned()
         } else if self.health.state(from) == State::Up {
@@ -297,6 +301,26 @@ impl Daemon {
             );
         }
         self.log(event);
+    }
+
+    /// Writes the active uplink and the balancing shares into the data plane.
+    fn write_policy(&mut self, decision: &Decision) -> bool {
+        let shares: Vec<(&str, u32)> = decision
+            .balance
+            .iter()
+            .map(|&(u, w)| (self.uplinks[u].spec.name.as_str(), w))
+            .collect();
+        let active = &self.uplinks[decision.active].spec.name;
+        if let Err(e) = self.running.set_balanced(active, &shares) {
+            warn!(error = %e, "writing the policy failed");
+            return false;
+        }
+        if decision.balance.len() > 1 {
+            info!(?shares, "new flows balanced by weight");
+        }
+        self.active = decision.active;
+        self.balance.clone_from(&decision.balance);
+        true
     }
 
     fn record_transitions(&mut self, transitions: &[Transition]) {

@@ -123,7 +123,7 @@ pub fn run(options: &Options) -> Result<CostReport> {
         .map_err(anyhow::Error::from)
         .and_then(|mut ebpf| {
             dataplane::set_uplink(&mut ebpf, 0, routers::nat_uplink(LOOPBACK_IFINDEX))?;
-            dataplane::set_policy(&mut ebpf, nat::Policy { active: 0 })?;
+            dataplane::set_policy(&mut ebpf, nat::Policy::single(0))?;
             dataplane::set_lan(&mut ebpf, routers::nat_lan(LOOPBACK_IFINDEX))?;
             Ok(ebpf)
         })

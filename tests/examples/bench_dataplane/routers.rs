@@ -73,7 +73,7 @@ fn failover_nat() -> Result<Prepared> {
     let router = XdpRouter::new(ebpf, names::PROG_LAN_INGRESS, move |ebpf| {
         // Inside the router namespace, where the devmap slots resolve r0 and r1.
         dataplane::set_uplink(ebpf, 0, nat_uplink(r1))?;
-        dataplane::set_policy(ebpf, nat::Policy { active: 0 })?;
+        dataplane::set_policy(ebpf, nat::Policy::single(0))?;
         dataplane::set_lan(ebpf, nat_lan(r0))?;
         Ok(())
     })?;

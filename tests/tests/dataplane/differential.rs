@@ -913,6 +913,7 @@ fn random_net(rng: &mut Rng, base: Net) -> Net {
             (60000, 50000),
         ]),
         fiber_gateway_known: rng.chance(90),
+        balanced: rng.chance(30),
         ..base
     }
 }

@@ -54,6 +54,10 @@ pub fn with_addr(addr: [u8; 4], port: u16) -> SocketAddrV4 {
 
 /// How the maps are set for a fixture.
 #[derive(Clone, Copy)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one switch per dimension the tests vary"
+)]
 pub struct Net {
     pub lan_ifindex: u32,
     pub other_ifindex: u32,
@@ -64,6 +68,9 @@ pub struct Net {
     pub ingress: u32,
     pub fiber_ports: (u16, u16),
     pub fiber_gateway_known: bool,
+    /// New flows spread 3:1 over fiber and lte (weighted balancing) instead of all taking
+    /// `active`.
+    pub balanced: bool,
 }
 
 impl Net {
@@ -77,6 +84,7 @@ impl Net {
             ingress: FIBER,
             fiber_ports: (1024, 65535),
             fiber_gateway_known: true,
+            balanced: false,
         }
     }
 
@@ -127,13 +135,12 @@ impl Net {
         };
         dataplane::set_uplink(ebpf, FIBER, fiber).expect("set fiber");
         dataplane::set_uplink(ebpf, LTE, lte).expect("set lte");
-        dataplane::set_policy(
-            ebpf,
-            Policy {
-                active: self.active,
-            },
-        )
-        .expect("set policy");
+        let policy = if self.balanced {
+            Policy::balanced(self.active, &[(FIBER, 3), (LTE, 1)])
+        } else {
+            Policy::single(self.active)
+        };
+        dataplane::set_policy(ebpf, policy).expect("set policy");
     }
 
     pub fn setup(self) -> MapSetup {
@@ -690,6 +697,58 @@ fn tcp_flows_leaving_their_uplink_are_reset() {
         let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &udp);
         assert_eq!(v, verdict::REDIRECT);
         assert_eq!(&out[26..30], &LTE_ADDR, "UDP is re-steered, not reset");
+    });
+}
+
+/// With weighted balancing (3:1 over fiber and lte), new flows spread by their hash in that
+/// proportion; a flow whose share is unusable takes the active uplink.
+#[test]
+fn new_flows_spread_by_weight() {
+    if skip_unless_root("new_flows_spread_by_weight") {
+        return;
+    }
+    in_scratch(|scratch| {
+        let net = Net {
+            balanced: true,
+            ..Net::new(scratch)
+        };
+        let mut ebpf = fresh_dataplane();
+        net.apply(&mut ebpf);
+        let mut on = [0usize; 2];
+        for port in 0..400u16 {
+            let frame = Frame::udp(
+                sock(HOST),
+                SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 1000 + port),
+            )
+            .build();
+            let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &frame);
+            assert_eq!(v, verdict::REDIRECT);
+            on[usize::from(out[26..30] == LTE_ADDR)] += 1;
+        }
+        // 300 : 100 expected; the hash spreads well enough for a wide margin.
+        assert!(
+            (240..=360).contains(&on[0]),
+            "fiber {} lte {}",
+            on[0],
+            on[1]
+        );
+        Net {
+            lte_usable: false,
+            ..net
+        }
+        .apply(&mut ebpf);
+        let all_fiber = (0..40u16).all(|port| {
+            let frame = Frame::udp(
+                SocketAddrV4::new(Ipv4Addr::new(10, 10, 0, 12), 2000 + port),
+                sock("198.51.100.8:53"),
+            )
+            .build();
+            run_once(&mut ebpf, names::PROG_LAN_INGRESS, &frame).1[26..30] == FIBER_ADDR
+        });
+        assert!(
+            all_fiber,
+            "with lte unusable every new flow takes the active uplink"
+        );
     });
 }
 
