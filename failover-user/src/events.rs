@@ -20,6 +20,8 @@ pub mod kind {
     pub const SWITCH: &str = "switch";
     /// A manual override was set or cleared.
     pub const OVERRIDE: &str = "override";
+    /// A config reload (refused, with the error).
+    pub const CONFIG: &str = "config";
 }
 
 /// A hook still running after this long is killed.

@@ -87,7 +87,7 @@ fn main() -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            runtime()?.block_on(failover_user::daemon::run(config))?;
+            runtime()?.block_on(failover_user::daemon::run(config, &cli.config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => ask(&cli.config, &Request::Status, json),

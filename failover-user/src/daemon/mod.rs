@@ -36,9 +36,10 @@ use self::probing::UplinkProbeControl;
 /// How often health is evaluated: well below every detection time.
 const TICK: Duration = Duration::from_millis(20);
 
-/// Runs the controller until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the controller until SIGINT or SIGTERM; SIGHUP re-reads `path` (see `reload`).
+pub async fn run(config: Config, path: &std::path::Path) -> anyhow::Result<()> {
     let mut daemon = Daemon::start(config).await?;
+    daemon.path = path.to_owned();
     let result = daemon.serve().await;
     daemon.stop().await;
     result
@@ -60,6 +61,8 @@ struct Managed {
 
 struct Daemon {
     config: Config,
+    /// The config file, re-read on SIGHUP.
+    path: std::path::PathBuf,
     running: Running,
     netlink: Netlink,
     health: Health,
@@ -153,6 +156,7 @@ impl Daemon {
         info!(active = %uplinks[first.active].spec.name, "controller running");
         let mut daemon = Self {
             switching: switching::FlowsOnSwitch::default(),
+            path: std::path::PathBuf::new(),
             config,
             running,
             netlink,
@@ -177,6 +181,7 @@ impl Daemon {
     async fn serve(&mut self) -> anyhow::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let mut changes = Box::pin(crate::netlink::watch()?);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -191,6 +196,7 @@ impl Daemon {
                 _ = tick.tick() => self.evaluate(Instant::now()),
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = term.recv() => return Ok(()),
+                _ = hangup.recv() => self.reload(),
             }
         }
     }
@@ -477,6 +483,42 @@ impl Daemon {
                 self.evaluate(now);
                 Response::done("back to automatic uplink choice")
             }
+        }
+    }
+
+    /// SIGHUP: re-reads the config file. An invalid file changes nothing (the error, with
+    /// line and column, goes to the log and the event log). A valid one takes effect for the
+    /// event hook at once; other changes (uplinks, probing, timings) need a restart, which
+    /// the log says.
+    fn reload(&mut self) {
+        let new = match crate::config::load(&self.path) {
+            Ok(new) => new,
+            Err(e) => {
+                warn!("config reload refused, the running config stays:\n{e}");
+                self.log(
+                    Event::now(
+                        events::kind::CONFIG,
+                        "",
+                        "",
+                        "",
+                        "reload refused: invalid file",
+                    )
+                    .with_evidence("error", e.to_string()),
+                );
+                return;
+            }
+        };
+        if new == self.config {
+            info!("config reloaded: unchanged");
+            return;
+        }
+        self.config.events.hook.clone_from(&new.events.hook);
+        if new == self.config {
+            info!("config reloaded: event hook applied");
+        } else {
+            warn!(
+                "config reloaded: the event hook is applied; other changes take effect when the daemon restarts"
+            );
         }
     }
 
