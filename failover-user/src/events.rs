@@ -20,6 +20,8 @@ pub mod kind {
     pub const SWITCH: &str = "switch";
     /// A manual override was set or cleared.
     pub const OVERRIDE: &str = "override";
+    /// A far probe target became suspect (answers on no uplink) or answers again.
+    pub const TARGET: &str = "target";
     /// A config reload (refused, with the error).
     pub const CONFIG: &str = "config";
 }

@@ -158,6 +158,12 @@ fn each_problem_is_located_with_a_hint() {
             (1, 7),
         ),
         (
+            "two lans",
+            ONE.replace("[\"lan0\"]", "[\"lan0\", \"lan1\"]"),
+            "this version steers one",
+            (1, 16),
+        ),
+        (
             "lan name",
             ONE.replace("lan0", "lan 0"),
             "not a valid interface name",

@@ -57,6 +57,16 @@ impl Validator {
                 "name the LAN interface(s) whose traffic is steered, e.g. lan = [\"lan0\"]",
             );
         }
+        if lan.len() > 1 {
+            self.fail(
+                &["lan.1"],
+                format!(
+                    "`lan` names {} interfaces; this version steers one",
+                    lan.len()
+                ),
+                "bridge the LAN ports (e.g. br-lan) and name the bridge",
+            );
+        }
         let mut seen = HashSet::new();
         for (i, name) in lan.iter().enumerate() {
             let at = format!("lan.{i}");

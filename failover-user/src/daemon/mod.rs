@@ -69,6 +69,8 @@ struct Daemon {
     policy: Policy,
     uplinks: Vec<Managed>,
     active: usize,
+    /// Far targets currently suspect, as last reported.
+    suspects: Vec<String>,
     /// The balancing shares the data plane holds.
     balance: Vec<(usize, u32)>,
     events: EventLog,
@@ -165,6 +167,7 @@ impl Daemon {
             uplinks,
             active: first.active,
             balance: Vec::new(),
+            suspects: Vec::new(),
             events,
             overrides,
             samples,
@@ -205,6 +208,7 @@ impl Daemon {
     fn evaluate(&mut self, now: Instant) {
         let transitions = self.health.evaluate(now);
         self.record_transitions(&transitions);
+        self.record_suspects();
         let decision = self.policy.decide(&self.health.states(), now);
         self.apply(&decision, now);
     }
@@ -358,6 +362,40 @@ impl Daemon {
             );
             self.log(event);
         }
+    }
+
+    /// Says so when a far target becomes suspect (it answers on no uplink, so it is the
+    /// target that is down) or answers again.
+    fn record_suspects(&mut self) {
+        let now: Vec<String> = self
+            .health
+            .suspects()
+            .iter()
+            .map(|s| s.target.to_string())
+            .collect();
+        if now == self.suspects {
+            return;
+        }
+        for suspect in self.health.suspects().to_vec() {
+            let target = suspect.target.to_string();
+            if !self.suspects.contains(&target) {
+                warn!(%target, reason = %suspect.reason, "probe target suspect: left out of every quorum until it answers");
+                self.log(
+                    Event::now(events::kind::TARGET, "", "ok", "suspect", &suspect.reason)
+                        .with_evidence("target", target),
+                );
+            }
+        }
+        for target in self.suspects.clone() {
+            if !now.contains(&target) {
+                info!(%target, "probe target answers again");
+                self.log(
+                    Event::now(events::kind::TARGET, "", "suspect", "ok", "answers again")
+                        .with_evidence("target", target),
+                );
+            }
+        }
+        self.suspects = now;
     }
 
     /// Appends to the event log and runs the hook, never blocking the loop on either failing.
