@@ -2,15 +2,15 @@
 
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
-    helpers::bpf_jiffies64,
+    helpers::{bpf_get_smp_processor_id, bpf_jiffies64},
 };
 use failover_common::{
     classify::ip_proto,
     nat::{
-        Binding, BindingKey, CachedFlow, FLOW_CACHE_TTL_NS, Flow, FlowKey, MAX_UPLINKS, NO_UPLINK,
-        PORT_PROBES, REVERSE_REFRESH_NS, ReverseKey, Uplink, binding_hash, binding_timeout_ns,
-        candidate_port, expired, flow_cache_slot, flow_timeout_ns, next_tcp_state, tcp_flag,
-        tcp_state,
+        Binding, BindingKey, CachedFlow, FLOW_CACHE_SLOTS, FLOW_CACHE_TTL_NS, Flow, FlowKey,
+        MAX_UPLINKS, NO_UPLINK, PORT_PROBES, REVERSE_REFRESH_NS, ReverseKey, Uplink, binding_hash,
+        binding_timeout_ns, candidate_port, expired, flow_cache_slot, flow_timeout_ns,
+        next_tcp_state, tcp_flag, tcp_state,
     },
     verdict::Reason,
 };
@@ -78,9 +78,11 @@ const STATE_FLAGS: u8 = tcp_flag::SYN | tcp_flag::FIN | tcp_flag::RST;
 /// `FLOW_CACHE_TTL_NS`, far below any timeout.
 #[inline(always)]
 pub fn steer_outbound(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steering, Reason> {
-    let cached = FLOW_CACHE.get_ptr_mut(flow_cache_slot(key));
+    // SAFETY: no preconditions; the verifier inlines this helper.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let cached = FLOW_CACHE.get_ptr_mut(cpu * FLOW_CACHE_SLOTS + flow_cache_slot(key));
     if let Some(entry) = cached {
-        // SAFETY: this CPU's slot of a preallocated per-CPU array.
+        // SAFETY: this CPU's slot of a preallocated array.
         let entry = unsafe { &*entry };
         if tcp_flags & STATE_FLAGS == 0
             && entry.key == *key

@@ -48,9 +48,12 @@ pub static DEVICES: DevMap<{ DEVICE_SLOTS as usize }> = DevMap::new();
 #[btf_map(name = "fo_flows")]
 pub static FLOWS: LruHashMap<FlowKey, Flow, { FLOW_ENTRIES as usize }> = LruHashMap::new();
 
-/// `names::MAP_FLOW_CACHE`.
+/// `names::MAP_FLOW_CACHE`: `FLOW_CACHE_SLOTS` slots per CPU, CPU after CPU (the loader
+/// sizes it for the machine's CPUs). A plain array, not a per-CPU one: its lookup is one
+/// address computation, where a per-CPU array first loads a pointer from a table, a cache
+/// miss of its own when flows are many.
 #[btf_map(name = "fo_flow_cache")]
-pub static FLOW_CACHE: PerCpuArray<CachedFlow, { FLOW_CACHE_SLOTS as usize }> = PerCpuArray::new();
+pub static FLOW_CACHE: Array<CachedFlow, { FLOW_CACHE_SLOTS as usize }> = Array::new();
 
 /// `names::MAP_BINDINGS`.
 #[btf_map(name = "fo_bindings")]

@@ -39,6 +39,8 @@ pub enum DataplaneError {
     },
     #[error("cannot tell the kernel's tick rate: {0}")]
     Clock(#[source] std::io::Error),
+    #[error("cannot tell how many CPUs the kernel may bring online: {0}")]
+    Cpus(#[source] std::io::Error),
     #[error("map `fo_devices`: {0}")]
     Devices(#[from] XdpMapError),
 }
@@ -66,9 +68,16 @@ pub fn open(sizes: TableSizes) -> Result<Ebpf, DataplaneError> {
     Ok(EbpfLoader::new()
         .override_global(names::GLOBAL_NS_PER_TICK, &tick, true)
         .map_max_entries(names::MAP_FLOWS, sizes.flows)
+        .map_max_entries(names::MAP_FLOW_CACHE, flow_cache_entries()?)
         .map_max_entries(names::MAP_BINDINGS, sizes.bindings)
         .map_max_entries(names::MAP_REVERSE, sizes.bindings)
         .load(EBPF_OBJECT)?)
+}
+
+/// `FLOW_CACHE_SLOTS` for each CPU the kernel may bring online.
+fn flow_cache_entries() -> Result<u32, DataplaneError> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Cpus(e))?;
+    Ok(nat::FLOW_CACHE_SLOTS * u32::try_from(cpus).unwrap_or(1))
 }
 
 /// The XDP program `name`, loaded into the kernel (verified) if it was not yet.
