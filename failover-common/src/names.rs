@@ -34,11 +34,26 @@ pub const MAP_BINDINGS: &str = "fo_bindings";
 /// Reverse index of the bindings: [`crate::nat::ReverseKey`] to [`crate::nat::Binding`].
 pub const MAP_REVERSE: &str = "fo_reverse";
 
+/// Every map of the data plane: all are pinned, so a restarted controller finds its state.
+pub const MAPS: [&str; 11] = [
+    MAP_CLASS_STATS,
+    MAP_REASONS,
+    MAP_UPLINK_COUNTERS,
+    MAP_UPLINKS,
+    MAP_POLICY,
+    MAP_LAN,
+    MAP_DEVICES,
+    MAP_FLOWS,
+    MAP_FLOW_CACHE,
+    MAP_BINDINGS,
+    MAP_REVERSE,
+];
+
 /// Load-time constant: nanoseconds per kernel tick (1e9 / `CONFIG_HZ`). The data plane's
 /// clock is `jiffies * FO_NS_PER_TICK`: reading jiffies costs a fraction of a clock read.
 pub const GLOBAL_NS_PER_TICK: &str = "FO_NS_PER_TICK";
 
-/// Directory under the BPF filesystem where maps are pinned.
+/// Directory under the BPF filesystem where maps and program links are pinned by default.
 pub const PIN_DIR: &str = "/sys/fs/bpf/failover";
 
 #[cfg(test)]
@@ -47,22 +62,10 @@ mod tests {
 
     #[test]
     fn kernel_object_names_fit_in_15_bytes() {
-        for name in [
-            PROG_LAN_INGRESS,
-            PROG_UPLINK_INGRESS,
-            PROG_MAC_SWAP,
-            MAP_CLASS_STATS,
-            MAP_REASONS,
-            MAP_UPLINK_COUNTERS,
-            MAP_UPLINKS,
-            MAP_POLICY,
-            MAP_LAN,
-            MAP_DEVICES,
-            MAP_FLOWS,
-            MAP_FLOW_CACHE,
-            MAP_BINDINGS,
-            MAP_REVERSE,
-        ] {
+        for name in [PROG_LAN_INGRESS, PROG_UPLINK_INGRESS, PROG_MAC_SWAP]
+            .into_iter()
+            .chain(MAPS)
+        {
             assert!(
                 name.len() <= 15,
                 "{name} is longer than BPF_OBJ_NAME_LEN - 1"

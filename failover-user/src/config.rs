@@ -63,6 +63,10 @@ pub struct Config {
     /// Where state that survives a restart is kept (the manual override).
     #[serde(default = "defaults::state_dir")]
     pub state_dir: PathBuf,
+    /// Where the data plane's maps and program links are pinned (on the BPF filesystem), so
+    /// it keeps forwarding while the controller restarts.
+    #[serde(default = "defaults::pin_dir")]
+    pub pin_dir: PathBuf,
 }
 
 /// One `[[uplink]]`.
@@ -357,6 +361,9 @@ pub mod defaults {
             .collect()
     }
 
+    pub(super) fn pin_dir() -> PathBuf {
+        PathBuf::from(failover_common::names::PIN_DIR)
+    }
     pub(super) fn state_dir() -> PathBuf {
         PathBuf::from("/var/lib/failover")
     }

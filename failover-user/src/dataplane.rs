@@ -64,14 +64,40 @@ impl Default for TableSizes {
 
 /// Parses the object and creates its maps, without loading programs or attaching anything.
 pub fn open(sizes: TableSizes) -> Result<Ebpf, DataplaneError> {
+    open_pinned(sizes, None)
+}
+
+/// Like [`open`], with every map pinned in `pins` (or, when already pinned there, the pinned
+/// map with its contents, in place of a new one).
+pub fn open_pinned(
+    sizes: TableSizes,
+    pins: Option<&crate::pins::Pins>,
+) -> Result<Ebpf, DataplaneError> {
     let tick = crate::clock::tick_ns().map_err(DataplaneError::Clock)?;
-    Ok(EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    loader
         .override_global(names::GLOBAL_NS_PER_TICK, &tick, true)
         .map_max_entries(names::MAP_FLOWS, sizes.flows)
         .map_max_entries(names::MAP_FLOW_CACHE, flow_cache_entries()?)
         .map_max_entries(names::MAP_BINDINGS, sizes.bindings)
-        .map_max_entries(names::MAP_REVERSE, sizes.bindings)
-        .load(EBPF_OBJECT)?)
+        .map_max_entries(names::MAP_REVERSE, sizes.bindings);
+    if let Some(pins) = pins {
+        for name in names::MAPS {
+            loader.map_pin_path(name, pins.map(name));
+        }
+    }
+    Ok(loader.load(EBPF_OBJECT)?)
+}
+
+/// The policy the data plane holds.
+pub fn policy(ebpf: &Ebpf) -> Result<nat::Policy, DataplaneError> {
+    let name = names::MAP_POLICY;
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let array = Array::<&MapData, nat::Policy>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    array
+        .get(&0, 0)
+        .map_err(|source| DataplaneError::Map { name, source })
 }
 
 /// `FLOW_CACHE_SLOTS` for each CPU the kernel may bring online.

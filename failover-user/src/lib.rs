@@ -11,6 +11,7 @@ pub mod health;
 pub mod loader;
 pub mod netlink;
 pub mod override_store;
+pub mod pins;
 pub mod policy;
 pub mod probe;
 #[cfg(test)]

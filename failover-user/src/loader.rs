@@ -6,7 +6,10 @@ use std::{net::Ipv4Addr, time::Duration};
 
 use aya::{
     Ebpf,
-    programs::xdp::{XdpLinkId, XdpMode},
+    programs::{
+        links::FdLink,
+        xdp::{XdpLinkId, XdpMode},
+    },
 };
 use failover_common::{
     names,
@@ -17,6 +20,7 @@ use tracing::{info, warn};
 use crate::{
     dataplane::{self, DataplaneError, TableSizes},
     netlink::{Netlink, NetlinkError},
+    pins::{PinError, Pins},
     probe::{PathError, ProbePath},
 };
 
@@ -98,6 +102,9 @@ impl std::str::FromStr for UplinkSpec {
 /// What to load and where.
 #[derive(Clone, Debug)]
 pub struct LoaderSpec {
+    /// Pin maps and links here (the data plane then outlives the process, and a later start
+    /// adopts it); `None`: everything goes when the process does.
+    pub pins: Option<std::path::PathBuf>,
     pub lan: String,
     pub uplinks: Vec<UplinkSpec>,
     pub active: String,
@@ -141,6 +148,8 @@ pub enum LoaderError {
     },
     #[error("{0}: {1}")]
     System(&'static str, std::io::Error),
+    #[error(transparent)]
+    Pins(#[from] PinError),
 }
 
 /// The loaded, attached data plane. Dropping it detaches the programs.
@@ -149,6 +158,10 @@ pub struct Running {
     uplinks: Vec<(String, u32)>,
     /// Each uplink's probe path as found at start (in the order of the spec).
     pub paths: Vec<Result<ProbePath, PathError>>,
+    /// A data plane left running by an earlier controller was taken over.
+    pub adopted: bool,
+    pins: Option<Pins>,
+    /// Links of an unpinned data plane: dropping them detaches it.
     _links: Vec<XdpLinkId>,
 }
 
@@ -189,6 +202,14 @@ impl Running {
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+
+    /// Detaches the data plane now, pinned or not, and removes its pins.
+    pub fn detach(self) -> Result<(), LoaderError> {
+        if let Some(pins) = &self.pins {
+            pins.remove_all()?;
+        }
+        Ok(())
+    }
 }
 
 /// Loads and attaches the data plane as `spec` says.
@@ -204,7 +225,17 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
     check_port_ranges(&spec.uplinks)?;
     prepare_kernel(&spec.uplinks)?;
     let netlink = Netlink::connect()?;
-    let mut ebpf = dataplane::open(spec.tables)?;
+    let pins = spec.pins.as_deref().map(Pins::new);
+    let wanted: Vec<(&'static str, String)> =
+        std::iter::once((names::PROG_LAN_INGRESS, spec.lan.clone()))
+            .chain(
+                spec.uplinks
+                    .iter()
+                    .map(|u| (names::PROG_UPLINK_INGRESS, u.interface.clone())),
+            )
+            .collect();
+    let adopted = adopt_or_prepare(pins.as_ref(), &wanted)?;
+    let mut ebpf = dataplane::open_pinned(spec.tables, pins.as_ref())?;
 
     let lan_link = netlink.link(&spec.lan).await?;
     let (lan_addr, prefix_len) = netlink
@@ -235,9 +266,26 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
             ),
             Err(problem) => warn!(uplink = %spec_uplink.name, %problem, "uplink not usable yet"),
         }
+        let mut uplink = uplink;
+        if adopted {
+            // The running data plane's verdict on the uplink stands until the controller's
+            // probes have a verdict of their own.
+            uplink.usable &= dataplane::uplink(&ebpf, slot)?.usable;
+        }
         dataplane::set_uplink(&mut ebpf, slot, uplink)?;
         uplinks.push((spec_uplink.name.clone(), slot));
         paths.push(path);
+    }
+    if adopted {
+        info!(pins = %spec.pins.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(), "adopted the running data plane: its programs, NAT table and active uplink stay");
+        return Ok(Running {
+            ebpf,
+            uplinks,
+            paths,
+            adopted: true,
+            pins,
+            _links: Vec::new(),
+        });
     }
     dataplane::set_policy(
         &mut ebpf,
@@ -249,20 +297,14 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
     } else {
         XdpMode::Default
     };
-    let mut links = vec![attach(&mut ebpf, names::PROG_LAN_INGRESS, &spec.lan, mode)?];
-    for uplink in &spec.uplinks {
-        links.push(attach(
-            &mut ebpf,
-            names::PROG_UPLINK_INGRESS,
-            &uplink.interface,
-            mode,
-        )?);
-    }
+    let links = attach_all(&mut ebpf, &wanted, mode, pins.as_ref())?;
     info!(lan = %spec.lan, active = %spec.active, "data plane attached");
     Ok(Running {
         ebpf,
         uplinks,
         paths,
+        adopted: false,
+        pins,
         _links: links,
     })
 }
@@ -328,6 +370,63 @@ async fn resolve_neighbour(
         }
     }
     Ok(None)
+}
+
+/// Whether the pins hold a whole running data plane of this build (to adopt); if not,
+/// leftovers (a start that failed half way, other interfaces) are removed for a fresh start.
+fn adopt_or_prepare(
+    pins: Option<&Pins>,
+    wanted: &[(&'static str, String)],
+) -> Result<bool, LoaderError> {
+    let Some(pins) = pins else {
+        return Ok(false);
+    };
+    if pins.adoptable(wanted)? {
+        return Ok(true);
+    }
+    pins.remove_all()?;
+    pins.prepare()?;
+    Ok(false)
+}
+
+/// Attaches each (program, interface); with `pins`, pins each link (so the program stays
+/// attached after the controller exits) and returns no link to hold.
+fn attach_all(
+    ebpf: &mut Ebpf,
+    wanted: &[(&'static str, String)],
+    mode: XdpMode,
+    pins: Option<&Pins>,
+) -> Result<Vec<XdpLinkId>, LoaderError> {
+    let mut links = Vec::new();
+    for (program, interface) in wanted {
+        let id = attach(ebpf, program, interface, mode)?;
+        match pins {
+            // A pinned link keeps the program attached after the controller exits.
+            Some(pins) => {
+                let link = dataplane::xdp_program(ebpf, program)?
+                    .take_link(id)
+                    .map_err(|e| pin_failed(program, interface, &e.to_string()))?;
+                let link = FdLink::try_from(link).map_err(|e| {
+                    pin_failed(
+                        program,
+                        interface,
+                        &format!("{e} (the kernel attached XDP without a BPF link, which cannot be pinned)"),
+                    )
+                })?;
+                pins.pin_link(link, program, interface)?;
+            }
+            None => links.push(id),
+        }
+    }
+    Ok(links)
+}
+
+fn pin_failed(program: &'static str, interface: &str, message: &str) -> PinError {
+    PinError::Link {
+        program,
+        interface: interface.to_owned(),
+        message: message.to_owned(),
+    }
 }
 
 fn attach(

@@ -27,9 +27,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the controller: load the data plane, probe every uplink, move traffic when one
-    /// fails, and answer `status`, `switch` and `auto`. Stops on Ctrl-C or SIGTERM.
-    Run,
+    /// Run the controller: load the data plane (or adopt the one left running), probe every
+    /// uplink, move traffic when one fails, and answer `status`, `switch` and `auto`. Stops on
+    /// Ctrl-C or SIGTERM, leaving the data plane forwarding.
+    Run {
+        /// When stopping, detach the data plane and remove its pins instead.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Remove a data plane left running by a stopped controller (this drops its NAT table).
+    Detach,
     /// Show each uplink's state, the active one, RTT, loss and traffic.
     Status {
         /// Machine-readable output.
@@ -79,7 +86,8 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => Ok(check_config(&file.unwrap_or(cli.config))),
-        Command::Run => {
+        Command::Detach => detach(&cli.config),
+        Command::Run { detach } => {
             let config = match config::load(&cli.config) {
                 Ok(config) => config,
                 Err(e) => {
@@ -87,7 +95,7 @@ fn main() -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            runtime()?.block_on(failover_user::daemon::run(config, &cli.config))?;
+            runtime()?.block_on(failover_user::daemon::run(config, &cli.config, detach))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => ask(&cli.config, &Request::Status, json),
@@ -107,6 +115,7 @@ fn main() -> anyhow::Result<ExitCode> {
             skb_mode,
         } => {
             let spec = loader::LoaderSpec {
+                pins: None,
                 lan,
                 uplinks,
                 active,
@@ -145,6 +154,30 @@ fn check_config(file: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `failover detach`: only when no controller is running (it would keep using the maps).
+fn detach(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if runtime()?
+        .block_on(control::request(&config.control.socket, &Request::Status))
+        .is_ok()
+    {
+        eprintln!(
+            "failover: the controller is running; stop it first (or run it with --detach and stop it)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let pins = failover_user::pins::Pins::new(&config.pin_dir);
+    pins.remove_all()?;
+    println!("data plane detached; {} removed", pins.dir().display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Sends a request to the running daemon (its socket is named in the config, or the

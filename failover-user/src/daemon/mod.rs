@@ -36,10 +36,12 @@ use self::probing::UplinkProbeControl;
 /// How often health is evaluated: well below every detection time.
 const TICK: Duration = Duration::from_millis(20);
 
-/// Runs the controller until SIGINT or SIGTERM; SIGHUP re-reads `path` (see `reload`).
-pub async fn run(config: Config, path: &std::path::Path) -> anyhow::Result<()> {
+/// Runs the controller until SIGINT or SIGTERM; SIGHUP re-reads `path` (see `reload`). On
+/// the way out the data plane keeps forwarding, pinned, unless `detach` says to remove it.
+pub async fn run(config: Config, path: &std::path::Path, detach: bool) -> anyhow::Result<()> {
     let mut daemon = Daemon::start(config).await?;
     daemon.path = path.to_owned();
+    daemon.detach_on_exit = detach;
     let result = daemon.serve().await;
     daemon.stop().await;
     result
@@ -61,6 +63,11 @@ struct Managed {
 
 struct Daemon {
     config: Config,
+    /// Remove the data plane when stopping instead of leaving it forwarding.
+    detach_on_exit: bool,
+    /// After adopting a running data plane, its decisions stand until then: the probes need
+    /// that long to have a verdict of their own.
+    settle_until: Option<Instant>,
     /// The config file, re-read on SIGHUP.
     path: std::path::PathBuf,
     running: Running,
@@ -109,6 +116,7 @@ impl Daemon {
             })
             .collect();
         let mut running = loader::start(&LoaderSpec {
+            pins: Some(config.pin_dir.clone()),
             lan: lan.clone(),
             uplinks: specs.clone(),
             active: specs[first.active].name.clone(),
@@ -146,7 +154,8 @@ impl Daemon {
             let managed = uplinks.last_mut().expect("just pushed");
             set_path(&netlink, managed, path).await;
         }
-        running.set_active(&uplinks[first.active].spec.name)?;
+        let (active, settle_until) =
+            initial_active(&mut running, &config, uplinks.len(), first.active, start)?;
         // An empty balance differs from any decision: the first tick writes the real one.
         let (call_tx, calls) = mpsc::channel(16);
         let server = control::serve(&config.control.socket, call_tx).with_context(|| {
@@ -155,17 +164,19 @@ impl Daemon {
                 config.control.socket.display()
             )
         })?;
-        info!(active = %uplinks[first.active].spec.name, "controller running");
+        info!(active = %uplinks[active].spec.name, adopted = running.adopted, "controller running");
         let mut daemon = Self {
             switching: switching::FlowsOnSwitch::default(),
             path: std::path::PathBuf::new(),
+            detach_on_exit: false,
+            settle_until,
             config,
             running,
             netlink,
             health,
             policy,
             uplinks,
-            active: first.active,
+            active,
             balance: Vec::new(),
             suspects: Vec::new(),
             events,
@@ -210,6 +221,10 @@ impl Daemon {
         self.record_transitions(&transitions);
         self.record_suspects();
         let decision = self.policy.decide(&self.health.states(), now);
+        if self.settle_until.is_some_and(|until| now < until) {
+            return;
+        }
+        self.settle_until = None;
         self.apply(&decision, now);
     }
 
@@ -564,8 +579,8 @@ impl Daemon {
         self.health.status(index, Instant::now()).carrier
     }
 
-    /// Leaves the data plane attached only as long as the daemon runs (for now), and removes
-    /// the probes' routing tables and rules and the control socket.
+    /// Removes the probes' routing tables and rules and the control socket; leaves the data
+    /// plane forwarding unless told to detach it.
     async fn stop(&mut self) {
         for managed in &mut self.uplinks {
             if let Err(e) = managed.routes.remove(&self.netlink).await {
@@ -573,8 +588,44 @@ impl Daemon {
             }
         }
         let _ = std::fs::remove_file(&self.config.control.socket);
-        info!("controller stopped; the data plane is detached");
+        let pins = crate::pins::Pins::new(&self.config.pin_dir);
+        if self.detach_on_exit {
+            match pins.remove_all() {
+                Ok(()) => {
+                    info!("controller stopped; the data plane is detached and its pins removed");
+                }
+                Err(e) => warn!(error = %e, "detaching the data plane failed"),
+            }
+        } else {
+            info!(pins = %pins.dir().display(), "controller stopped; the data plane keeps forwarding (a restarted `failover run` adopts it, `failover detach` removes it)");
+        }
     }
+}
+
+/// The active uplink at start: the adopted data plane's, whose decisions then stand until the
+/// returned instant (the probes need that long for a verdict of their own); else the
+/// policy's first choice, written now.
+fn initial_active(
+    running: &mut Running,
+    config: &Config,
+    uplinks: usize,
+    first: usize,
+    start: Instant,
+) -> anyhow::Result<(usize, Option<Instant>)> {
+    if !running.adopted {
+        running.set_active(&config.uplinks[first].name)?;
+        return Ok((first, None));
+    }
+    let pinned = dataplane::policy(running.ebpf())?.active as usize;
+    let settle = config
+        .health
+        .gateway_down_after
+        .max(config.health.targets_down_after)
+        + config.health.interval;
+    Ok((
+        if pinned < uplinks { pinned } else { first },
+        Some(start + settle),
+    ))
 }
 
 /// Points the uplink's probes and probe routes at `path` (its address or gateway changed).
