@@ -24,6 +24,9 @@ use crate::{
     probe::{PathError, ProbePath},
 };
 
+/// How long the start waits for each gateway's MAC to be resolved.
+const NEIGHBOUR_PATIENCE_AT_START: Duration = Duration::from_secs(2);
+
 /// One uplink to manage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UplinkSpec {
@@ -254,7 +257,8 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
     let mut uplinks = Vec::new();
     let mut paths = Vec::new();
     for (slot, spec_uplink) in (0u32..).zip(&spec.uplinks) {
-        let (uplink, path) = describe_uplink(&netlink, spec_uplink).await?;
+        let (uplink, path) =
+            describe_uplink(&netlink, spec_uplink, NEIGHBOUR_PATIENCE_AT_START).await?;
         match &path {
             Ok(_) => info!(
                 uplink = %spec_uplink.name,
@@ -314,9 +318,13 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
 /// or no gateway yet (a 4G modem still dialling), the uplink is described unusable, with the
 /// reason, rather than failing: the controller describes it again when the kernel reports a
 /// change.
+///
+/// An unresolved gateway MAC is asked for and waited for up to `patience`; the controller
+/// passes zero (it must never stall) and re-describes when the kernel reports the neighbour.
 pub async fn describe_uplink(
     netlink: &Netlink,
     spec: &UplinkSpec,
+    patience: Duration,
 ) -> Result<(Uplink, Result<ProbePath, PathError>), LoaderError> {
     let link = netlink.link(&spec.interface).await?;
     let mut uplink = Uplink {
@@ -336,8 +344,9 @@ pub async fn describe_uplink(
         Err(e) => return Ok((uplink, Err(e))),
     };
     uplink.addr = path.source.octets();
-    let gateway_mac = resolve_neighbour(netlink, &spec.interface, link.index, path.gateway).await?;
-    if gateway_mac.is_none() {
+    let gateway_mac =
+        resolve_neighbour(netlink, &spec.interface, link.index, path.gateway, patience).await?;
+    if gateway_mac.is_none() && !patience.is_zero() {
         warn!(uplink = %spec.name, gateway = %path.gateway, "gateway MAC not resolved: the uplink is not usable until it is");
     }
     uplink.gateway_mac = gateway_mac.unwrap_or_default();
@@ -346,12 +355,13 @@ pub async fn describe_uplink(
 }
 
 /// The neighbour's MAC; when the kernel has none yet, a datagram to the discard port through
-/// the interface makes it send an ARP request, and the table is polled for up to 2 s.
+/// the interface makes it send an ARP request, and the table is polled for up to `patience`.
 async fn resolve_neighbour(
     netlink: &Netlink,
     interface: &str,
     index: u32,
     ip: Ipv4Addr,
+    patience: Duration,
 ) -> Result<Option<[u8; 6]>, LoaderError> {
     if let Some(mac) = netlink.neighbour_mac(index, ip).await? {
         return Ok(Some(mac));
@@ -363,8 +373,9 @@ async fn resolve_neighbour(
         .bind_device(Some(interface.as_bytes()))
         .map_err(|e| LoaderError::System("binding a socket to the uplink", e))?;
     let _ = socket.send_to(&[], (ip, 9)).await;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let poll = Duration::from_millis(50);
+    for _ in 0..patience.as_millis() / poll.as_millis() {
+        tokio::time::sleep(poll).await;
         if let Some(mac) = netlink.neighbour_mac(index, ip).await? {
             return Ok(Some(mac));
         }

@@ -362,19 +362,19 @@ impl Daemon {
             for (key, value) in &t.evidence {
                 event = event.with_evidence(key, value.clone());
             }
-            event = event
-                .with_evidence("interface", uplink.spec.interface.clone())
-                .with_evidence("carrier", self.carrier(t.uplink).to_string());
+            event = event.with_evidence("interface", uplink.spec.interface.clone());
             if let Some(path) = &uplink.path {
                 event = event
                     .with_evidence("address", path.source.to_string())
                     .with_evidence("gateway", path.gateway.to_string())
                     .with_evidence("mac", loader::format_mac(path.mac));
             }
-            event = event.with_evidence(
-                "gateway_mac",
-                loader::format_mac(uplink.described.gateway_mac),
-            );
+            if uplink.described.gateway_mac != [0; 6] {
+                event = event.with_evidence(
+                    "gateway_mac_address",
+                    loader::format_mac(uplink.described.gateway_mac),
+                );
+            }
             self.log(event);
         }
     }
@@ -458,13 +458,14 @@ impl Daemon {
 
     async fn redescribe(&mut self, index: usize) {
         let managed = &mut self.uplinks[index];
-        let (described, path) = match loader::describe_uplink(&self.netlink, &managed.spec).await {
-            Ok(found) => found,
-            Err(e) => {
-                warn!(uplink = %managed.spec.name, error = %e, "describing the uplink failed");
-                return;
-            }
-        };
+        let (described, path) =
+            match loader::describe_uplink(&self.netlink, &managed.spec, Duration::ZERO).await {
+                Ok(found) => found,
+                Err(e) => {
+                    warn!(uplink = %managed.spec.name, error = %e, "describing the uplink failed");
+                    return;
+                }
+            };
         let problem = path.as_ref().err().map(ToString::to_string).or_else(|| {
             (described.usable == 0).then(|| "no carrier or gateway MAC unresolved".to_owned())
         });
