@@ -3,7 +3,9 @@
 //! Builds with rustup stable alone, so it can install everything else the project needs.
 
 mod bench;
+mod bench_failover;
 mod demo;
+mod failover_bin;
 mod lab_cmd;
 mod setup;
 mod test_tiers;
@@ -32,7 +34,8 @@ enum Task {
     /// Bring up the lab, show LAN traffic leaving through each ISP and the faults at work,
     /// then tear everything down.
     Demo,
-    /// Benchmarks (not tests): the data plane's per-packet cost and forwarding throughput.
+    /// Benchmarks (not tests): the data plane's per-packet cost and forwarding throughput, and
+    /// the LAN's outage when an uplink fails.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }

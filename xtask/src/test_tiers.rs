@@ -12,6 +12,8 @@ struct Tier {
     name: &'static str,
     args: &'static [&'static str],
     needs_root: bool,
+    /// Runs the `failover` binary (built first, passed in `FAILOVER_BIN`).
+    needs_failover_bin: bool,
 }
 
 const TIERS: &[Tier] = &[
@@ -26,11 +28,13 @@ const TIERS: &[Tier] = &[
             "--bins",
         ],
         needs_root: false,
+        needs_failover_bin: false,
     },
     Tier {
         name: "tier 2: data-plane tests (BPF_PROG_TEST_RUN)",
         args: &["test", "-p", "failover-tests", "--test", "dataplane"],
         needs_root: true,
+        needs_failover_bin: false,
     },
     Tier {
         name: "tier 3: end-to-end tests (network lab)",
@@ -44,10 +48,13 @@ const TIERS: &[Tier] = &[
             "e2e_nat",
             "--test",
             "e2e_probe",
+            "--test",
+            "e2e_failover",
             "--",
             "--test-threads=1",
         ],
         needs_root: true,
+        needs_failover_bin: true,
     },
 ];
 
@@ -112,7 +119,11 @@ fn run_tier(tier: &Tier) -> anyhow::Result<Counts> {
         args.push("--");
     }
     args.push("--show-output");
-    let mut child = Command::new(env!("CARGO"))
+    let mut command = Command::new(env!("CARGO"));
+    if tier.needs_failover_bin {
+        command.env(crate::failover_bin::ENV, crate::failover_bin::build()?);
+    }
+    let mut child = command
         .args(&args)
         .stdout(Stdio::piped())
         .spawn()

@@ -1,0 +1,208 @@
+//! Measuring an outage as a LAN host sees it: a sequenced UDP stream to the lab's echo server
+//! (one datagram every 10 ms), and which uplink address the server sees (`/whoami`).
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::lab::{self, Isp, Plan};
+use crate::netns;
+
+/// Time between two datagrams.
+pub const INTERVAL: Duration = Duration::from_millis(10);
+/// How far from the instant a gap may start or end for [`EchoStream::gap_around`]: a packet in
+/// flight when a fault hits still comes back, so the outage starts a little later.
+pub const AROUND: Duration = Duration::from_secs(1);
+
+/// When each echo came back, in arrival order, how many were sent, and when the stream stopped.
+#[derive(Debug, Default)]
+struct Record {
+    arrivals: Vec<Instant>,
+    sent: u64,
+    stopped: Option<Instant>,
+}
+
+/// The stream, running until [`EchoStream::stop`] or drop.
+pub struct EchoStream {
+    record: Arc<Mutex<Record>>,
+    running: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl EchoStream {
+    /// Starts the stream from `ns` to the echo server.
+    pub fn start(ns: &str) -> Result<Self> {
+        let socket = netns::in_netns(ns, || UdpSocket::bind("0.0.0.0:0"))?
+            .context("binding the stream's UDP socket")?;
+        let server = SocketAddr::from((Plan::SERVER, Plan::UDP_ECHO_PORT));
+        socket.connect(server)?;
+        // Short, so the receiver notices `stop` quickly.
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let receiver = socket.try_clone()?;
+        let record = Arc::new(Mutex::new(Record::default()));
+        let running = Arc::new(AtomicBool::new(true));
+        let ns = ns.to_owned();
+        let sender = {
+            let (record, running) = (record.clone(), running.clone());
+            thread::spawn(move || {
+                // The socket is already in the host's namespace; entering it too keeps the
+                // whole stream there should anything else be opened on this thread.
+                if netns::enter(&ns).is_err() {
+                    return;
+                }
+                send_loop(&socket, &record, &running);
+            })
+        };
+        let receive = {
+            let (record, running) = (record.clone(), running.clone());
+            thread::spawn(move || receive_loop(&receiver, &record, &running))
+        };
+        Ok(Self {
+            record,
+            running,
+            threads: vec![sender, receive],
+        })
+    }
+
+    /// Stops sending and receiving; the record stays readable.
+    pub fn stop(&mut self) {
+        if self.running.swap(false, Ordering::SeqCst) {
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+            self.lock().stopped = Some(Instant::now());
+        }
+    }
+
+    /// Datagrams sent and echoes received so far.
+    #[must_use]
+    pub fn counts(&self) -> (u64, usize) {
+        let record = self.lock();
+        (record.sent, record.arrivals.len())
+    }
+
+    /// The longest time without an echo, from the first echo to the last (or to now / the
+    /// stop, if the echoes ended: an outage still going on counts).
+    #[must_use]
+    pub fn largest_gap(&self) -> Duration {
+        self.gaps()
+            .into_iter()
+            .map(|(a, b)| b - a)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The longest time without an echo that overlaps `at ± AROUND`: the outage caused by
+    /// something done at `at`.
+    #[must_use]
+    pub fn gap_around(&self, at: Instant) -> Duration {
+        let (from, to) = (at.checked_sub(AROUND).unwrap_or(at), at + AROUND);
+        self.gaps()
+            .into_iter()
+            .filter(|&(start, end)| start <= to && end >= from)
+            .map(|(a, b)| b - a)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Waits until an echo arrives (the path works), at most `within`.
+    pub fn wait_flowing(&self, within: Duration) -> Result<()> {
+        let before = self.counts().1;
+        lab::expect_within("UDP echoes from the server", within, || {
+            Ok(self.counts().1 > before)
+        })
+    }
+
+    /// Consecutive arrivals, plus the open gap from the last one to now or the stop.
+    fn gaps(&self) -> Vec<(Instant, Instant)> {
+        let record = self.lock();
+        let end = record.stopped.unwrap_or_else(Instant::now);
+        let mut gaps: Vec<(Instant, Instant)> =
+            record.arrivals.windows(2).map(|w| (w[0], w[1])).collect();
+        if let Some(&last) = record.arrivals.last() {
+            gaps.push((last, end.max(last)));
+        }
+        gaps
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for EchoStream {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends `seq` (8 bytes, big endian) on a fixed schedule, so a late wake-up does not slow the
+/// stream down. Send errors (no route for a moment) are part of an outage, not the end.
+fn send_loop(socket: &UdpSocket, record: &Mutex<Record>, running: &AtomicBool) {
+    let start = Instant::now();
+    let mut seq: u64 = 0;
+    while running.load(Ordering::SeqCst) {
+        let _ = socket.send(&seq.to_be_bytes());
+        record.lock().unwrap_or_else(PoisonError::into_inner).sent = seq + 1;
+        seq += 1;
+        let next = start + INTERVAL * u32::try_from(seq).unwrap_or(u32::MAX);
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
+
+fn receive_loop(socket: &UdpSocket, record: &Mutex<Record>, running: &AtomicBool) {
+    let mut buf = [0u8; 64];
+    while running.load(Ordering::SeqCst) {
+        // Timeouts wake us to check `running`; other errors (ICMP unreachable reported on a
+        // connected socket) are part of an outage too.
+        if let Ok(8) = socket.recv(&mut buf) {
+            let now = Instant::now();
+            record
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .arrivals
+                .push(now);
+        }
+    }
+}
+
+/// The address the server sees for a new HTTP request from `ns`.
+pub fn whoami(ns: &str) -> Result<Ipv4Addr> {
+    let body = lab::http_get(ns, &Plan::whoami_url(), Duration::from_secs(2))?;
+    let text = String::from_utf8_lossy(&body);
+    text.trim()
+        .parse()
+        .with_context(|| format!("/whoami answered {text:?}"))
+}
+
+/// The uplink a new flow from `ns` leaves through, as the server sees it; `None` when the
+/// request fails or the address is no uplink's.
+#[must_use]
+pub fn whoami_isp(ns: &str) -> Option<Isp> {
+    let seen = whoami(ns).ok()?;
+    Isp::ALL
+        .into_iter()
+        .find(|isp| isp.uplink().router.ip() == seen)
+}
+
+/// Polls `/whoami` from `ns` until new flows leave through `isp`; returns when that was first
+/// seen, or an error after `within`.
+pub fn wait_for_uplink(ns: &str, isp: Isp, within: Duration) -> Result<Instant> {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    loop {
+        last = whoami_isp(ns).or(last);
+        if last == Some(isp) {
+            return Ok(Instant::now());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "new flows from {ns} did not leave through {isp} within {within:?} (last seen: {last:?})"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}

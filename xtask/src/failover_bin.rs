@@ -1,0 +1,29 @@
+//! The `failover` binary for the root-only tiers and the failover bench: built once here
+//! (debug profile) and handed over in `FAILOVER_BIN`, so the tests do not each run cargo.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The variable `failover_tests::daemon` reads.
+pub const ENV: &str = "FAILOVER_BIN";
+
+/// `cargo build -p failover-user --bin failover` and where cargo put it.
+pub fn build() -> anyhow::Result<PathBuf> {
+    crate::setup::run(Command::new(env!("CARGO")).args([
+        "build",
+        "--quiet",
+        "-p",
+        "failover-user",
+        "--bin",
+        "failover",
+    ]))?;
+    Ok(target_dir().join("debug/failover"))
+}
+
+/// `$CARGO_TARGET_DIR`, or `target/` in the workspace (this crate's parent directory).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    )
+}
