@@ -93,10 +93,33 @@ impl DaemonGuard {
         events::read_since(&self.events_path(), None).context("reading the event log")
     }
 
-    /// Stops the daemon (as on drop) and starts it again with the same config and state.
+    /// Stops the daemon (SIGTERM: its data plane keeps forwarding, pinned) and starts it
+    /// again with the same config and state; the new one adopts the running data plane.
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
         self.spawn()
+    }
+
+    /// Kills the daemon with SIGKILL (no cleanup of its own) and starts it again.
+    pub fn kill_and_restart(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn()
+    }
+
+    /// Where the data plane's maps and links are pinned: a directory of this guard's own, so
+    /// tests never meet a real router's data plane (or another test's).
+    #[must_use]
+    pub fn pin_dir(&self) -> PathBuf {
+        pin_dir_for(&self.dir)
+    }
+
+    /// Stops the daemon and runs `failover detach`, which must leave no pin behind.
+    pub fn stop_and_detach(&mut self) -> Result<()> {
+        self.stop();
+        self.cli(&["detach"]).map(drop)
     }
 
     /// The daemon's log so far.
@@ -203,6 +226,10 @@ impl DaemonGuard {
 impl Drop for DaemonGuard {
     fn drop(&mut self) {
         self.stop();
+        // The stopped daemon left its data plane pinned; nothing may outlive the test.
+        if let Err(e) = failover_user::pins::Pins::new(&self.pin_dir()).remove_all() {
+            eprintln!("removing the test's data plane pins failed: {e}");
+        }
         if thread::panicking() {
             eprintln!(
                 "---- failover run log ({}) ----\n{}---- end of log ----",
@@ -219,9 +246,10 @@ impl Drop for DaemonGuard {
 fn config_text(dir: &Path) -> String {
     let targets = TARGETS.map(|t| format!("\"{t}\"")).join(", ");
     let mut text = format!(
-        "lan = [\"{}\"]\nstate_dir = \"{}\"\n",
+        "lan = [\"{}\"]\nstate_dir = \"{}\"\npin_dir = \"{}\"\n",
         Plan::ROUTER_LAN.name,
-        dir.join("state").display()
+        dir.join("state").display(),
+        pin_dir_for(dir).display()
     );
     for isp in Isp::ALL {
         let name = isp.uplink().router.name;
@@ -242,6 +270,15 @@ fn config_text(dir: &Path) -> String {
         dir.join("events.jsonl").display()
     );
     text
+}
+
+/// The pin directory of the guard whose temp dir is `dir` (on the BPF filesystem).
+fn pin_dir_for(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Path::new("/sys/fs/bpf").join(name)
 }
 
 /// A new directory under the system temp dir, unique per process and guard.
@@ -325,6 +362,11 @@ mod tests {
         assert_eq!(config.control.socket, Path::new("/tmp/x/control.sock"));
         assert_eq!(config.events.log, Path::new("/tmp/x/events.jsonl"));
         assert_eq!(config.state_dir, Path::new("/tmp/x/state"));
+        assert_eq!(
+            config.pin_dir,
+            Path::new("/sys/fs/bpf/x"),
+            "never the real router's pins"
+        );
         assert_eq!(
             config.health,
             failover_user::config::HealthConfig::default()
