@@ -3,6 +3,9 @@
 //! and the active uplink — reacting to the kernel's link, address and neighbour changes at
 //! once. It records every change in the event log and answers the CLI.
 
+mod flows;
+mod metrics;
+mod outage;
 mod probing;
 mod report;
 mod switching;
@@ -149,6 +152,7 @@ impl Daemon {
         running.set_active(&uplinks[first.active].spec.name)?;
         // An empty balance differs from any decision: the first tick writes the real one.
         let (call_tx, calls) = mpsc::channel(16);
+        crate::metrics::spawn(config.metrics.listen, &call_tx);
         let server = control::serve(&config.control.socket, call_tx).with_context(|| {
             format!(
                 "opening the control socket {}",
@@ -521,6 +525,30 @@ impl Daemon {
                 self.evaluate(now);
                 Response::done("back to automatic uplink choice")
             }
+            Request::Flows { uplink } => match flows::flows(self, uplink.as_deref()) {
+                Ok(flows) => Response {
+                    ok: true,
+                    flows: Some(flows),
+                    ..Response::default()
+                },
+                Err(e) => Response::failed(e),
+            },
+            Request::Report { uplink } => match outage::report(self, &uplink, now) {
+                Ok(report) => Response {
+                    ok: true,
+                    report: Some(Box::new(report)),
+                    ..Response::default()
+                },
+                Err(e) => Response::failed(e),
+            },
+            Request::Metrics => Response {
+                ok: true,
+                metrics: Some(metrics::render(
+                    &metrics::snapshot(self, now),
+                    self.policy.switches(),
+                )),
+                ..Response::default()
+            },
         }
     }
 
