@@ -31,7 +31,7 @@ mod validate;
 pub use error::{ConfigError, Problem};
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -57,6 +57,8 @@ pub struct Config {
     pub control: ControlConfig,
     #[serde(default)]
     pub events: EventsConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Generic (skb) XDP instead of the driver's native XDP, for drivers without XDP support.
     #[serde(default)]
     pub skb_mode: bool,
@@ -345,6 +347,15 @@ impl Default for EventsConfig {
             hook: None,
         }
     }
+}
+
+/// `[metrics]`: the Prometheus endpoint, off unless `listen` is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is answered (`"127.0.0.1:9469"`); default: nowhere. The endpoint
+    /// has no authentication: keep it on loopback or a management network.
+    pub listen: Option<SocketAddr>,
 }
 
 pub mod defaults {

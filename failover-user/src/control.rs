@@ -1,5 +1,10 @@
-//! The control socket: how `failover status|switch|auto` talk to the running daemon. One JSON
-//! request per connection, one JSON response; a Unix socket that only root can open.
+//! The control socket: how `failover status|switch|auto|flows|report` talk to the running
+//! daemon (and the metrics server asks for its text). One JSON request per connection, one
+//! JSON response; a Unix socket that only root can open.
+
+mod views;
+
+pub use views::{FlowEntry, IpConfig, LinkState, OutageReport, ProbeReport, flows_table};
 
 use std::{
     io,
@@ -25,6 +30,16 @@ pub enum Request {
         for_secs: Option<u64>,
     },
     Auto,
+    /// The NAT table, of one uplink or all.
+    Flows {
+        uplink: Option<String>,
+    },
+    /// An outage report on one uplink.
+    Report {
+        uplink: String,
+    },
+    /// The Prometheus text of the daemon's metrics.
+    Metrics,
 }
 
 /// The daemon's answer.
@@ -37,6 +52,12 @@ pub struct Response {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows: Option<Vec<FlowEntry>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Box<OutageReport>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 impl Response {

@@ -69,6 +69,47 @@ impl Event {
     }
 }
 
+/// One line: time, kind, uplink, `from -> to`, cause, then the evidence as `key=value`.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let uplink = if self.uplink.is_empty() {
+            "-"
+        } else {
+            &self.uplink
+        };
+        write!(
+            f,
+            "{}  {:<8} {:<10}",
+            humantime::format_rfc3339_millis(self.at),
+            self.kind,
+            uplink
+        )?;
+        if !self.from.is_empty() || !self.to.is_empty() {
+            write!(f, " {} -> {}:", self.from, self.to)?;
+        }
+        write!(f, " {}", self.cause)?;
+        for (key, value) in &self.evidence {
+            write!(f, "  {key}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `failover events --since T`: an RFC 3339 time (`2026-11-25T10:00:00Z`, the `T` or the `Z`
+/// may be left out) or a duration before `now` (`1h`, `30m`, `2days`).
+pub fn parse_since(text: &str, now: SystemTime) -> Result<SystemTime, String> {
+    if let Ok(at) = humantime::parse_rfc3339_weak(text) {
+        return Ok(at);
+    }
+    let ago = humantime::parse_duration(text).map_err(|_| {
+        format!(
+            "`{text}` is neither an RFC 3339 time (2026-11-25T10:00:00Z) nor a duration (1h, 30m)"
+        )
+    })?;
+    now.checked_sub(ago)
+        .ok_or_else(|| format!("`{text}` reaches back before 1970"))
+}
+
 /// Truncated to what the log keeps, so an event equals itself read back.
 fn to_millis(at: SystemTime) -> SystemTime {
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();

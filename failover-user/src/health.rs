@@ -110,6 +110,19 @@ pub struct Status {
     pub stats: Stats,
 }
 
+/// One probe stream of an uplink on its own, for reports and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeStatus {
+    pub probe: ProbeKind,
+    /// Age of the last reply; `None` before the first (start-up does not count here).
+    pub last_reply_age: Option<Duration>,
+    /// Loss and median RTT over this stream's window.
+    pub stats: Stats,
+    /// Replies and losses since start.
+    pub replies: u64,
+    pub losses: u64,
+}
+
 /// One probe stream: one probe kind or far target on one uplink.
 #[derive(Debug)]
 struct Stream {
@@ -121,6 +134,9 @@ struct Stream {
     last_sent: Option<Instant>,
     spacing: Option<Duration>,
     window: VecDeque<(Instant, Option<Duration>)>,
+    /// Replies and losses since start, for the metrics.
+    replies: u64,
+    losses: u64,
 }
 
 impl Stream {
@@ -132,13 +148,18 @@ impl Stream {
             last_sent: None,
             spacing: None,
             window: VecDeque::new(),
+            replies: 0,
+            losses: 0,
         }
     }
 
     fn record(&mut self, sent: Instant, rtt: Option<Duration>, window: usize) {
-        match rtt {
-            Some(rtt) => self.last_reply = self.last_reply.max(sent + rtt),
-            None => self.last_loss = self.last_loss.max(Some(sent)),
+        if let Some(rtt) = rtt {
+            self.last_reply = self.last_reply.max(sent + rtt);
+            self.replies += 1;
+        } else {
+            self.last_loss = self.last_loss.max(Some(sent));
+            self.losses += 1;
         }
         if let Some(last) = self.last_sent.filter(|&last| sent > last) {
             self.spacing = Some(sent - last);
@@ -349,6 +370,31 @@ impl Health {
             quorum: self.quorum(counted.len()),
             stats: stats(&[&up.arp, &up.icmp], &counted),
         }
+    }
+
+    /// Each probe stream of `uplink`: the gateway's ARP and ICMP (when gateway probes are on),
+    /// then each far target.
+    #[must_use]
+    pub fn probes(&self, uplink: usize, now: Instant) -> Vec<ProbeStatus> {
+        let up = &self.uplinks[uplink];
+        let gateway = [
+            (ProbeKind::GatewayArp, &up.arp),
+            (ProbeKind::GatewayIcmp, &up.icmp),
+        ];
+        let far = up.far.iter().map(|(t, s)| (ProbeKind::Far(t.clone()), s));
+        gateway
+            .into_iter()
+            .filter(|_| self.config.gateway_probes)
+            .chain(far)
+            .map(|(probe, stream)| ProbeStatus {
+                probe,
+                last_reply_age: (stream.replies > 0)
+                    .then(|| now.saturating_duration_since(stream.last_reply)),
+                stats: stats(&[stream], &[]),
+                replies: stream.replies,
+                losses: stream.losses,
+            })
+            .collect()
     }
 
     /// `k` of the counted targets: the configured quorum, at most all of them; by default a
@@ -891,6 +937,46 @@ mod tests {
         );
         s.record(t + ms(70), None, 50);
         assert_eq!(s.silence(t + ms(1000)), Some(ms(1000 - 60)));
+    }
+
+    #[test]
+    fn each_probe_stream_reports_its_own_loss_rtt_and_totals() {
+        let config = fiber_and_lte();
+        let start = Instant::now();
+        let mut health = super::Health::new(&config.health, &config.uplinks, start);
+        let target: crate::config::Target = "icmp:1.1.1.1".parse().unwrap();
+        for (i, rtt) in [Some(10), None, Some(30), None].into_iter().enumerate() {
+            health.record(&Sample {
+                uplink: FIBER,
+                probe: ProbeKind::Far(target.clone()),
+                sent: start + ms(100) * u32::try_from(i).unwrap(),
+                rtt: rtt.map(ms),
+            });
+        }
+        let now = start + ms(1000);
+        let probes = health.probes(FIBER, now);
+        let kinds: Vec<String> = probes.iter().map(|p| format!("{:?}", p.probe)).collect();
+        assert_eq!(
+            probes.len(),
+            2 + 3,
+            "arp, icmp and the three default targets: {kinds:?}"
+        );
+        let arp = &probes[0];
+        assert_eq!(arp.probe, ProbeKind::GatewayArp);
+        assert_eq!(
+            (arp.last_reply_age, arp.replies),
+            (None, 0),
+            "start-up is no reply here"
+        );
+        let far = probes
+            .iter()
+            .find(|p| p.probe == ProbeKind::Far(target.clone()))
+            .unwrap();
+        assert_eq!((far.replies, far.losses), (2, 2));
+        assert_eq!((far.stats.samples, far.stats.lost), (4, 2));
+        assert_eq!(far.stats.median_rtt, Some(ms(30)));
+        // The last reply: sent at 200 ms, answered 30 ms later.
+        assert_eq!(far.last_reply_age, Some(ms(1000 - 230)));
     }
 
     #[test]

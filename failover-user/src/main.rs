@@ -3,16 +3,18 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
+    time::SystemTime,
 };
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use failover_user::{
-    config,
-    control::{self, Request},
+    config::{self, Config},
+    control::{self, Request, Response},
     dataplane::TableSizes,
-    loader,
+    events, loader,
 };
+use serde::Serialize;
 
 /// Multi-uplink failover router with an eBPF (XDP) data plane.
 #[derive(Parser)]
@@ -29,7 +31,7 @@ struct Cli {
 enum Command {
     /// Run the controller: load the data plane (or adopt the one left running), probe every
     /// uplink, move traffic when one fails, and answer `status`, `switch` and `auto`. Stops on
-    /// Ctrl-C or SIGTERM, leaving the data plane forwarding.
+    /// Ctrl-C or SIGTERM, leaving the data plane forwarding; SIGHUP re-reads the config.
     Run {
         /// When stopping, detach the data plane and remove its pins instead.
         #[arg(long)]
@@ -53,6 +55,43 @@ enum Command {
     },
     /// End an override: choose the uplink by health again.
     Auto,
+    /// List the NAT table: each flow's LAN and remote address and port, protocol, uplink,
+    /// external port, TCP state and idle time.
+    Flows {
+        /// Only the flows of this uplink.
+        #[arg(long, value_name = "NAME")]
+        uplink: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the event log (state changes, switches, overrides), oldest first. Reads the log
+    /// file named in the config, so it works without a running daemon.
+    Events {
+        /// Only events from T on: an RFC 3339 time (`2026-11-25T10:00:00Z`) or a duration
+        /// ago (`1h`, `30m`).
+        #[arg(long, value_name = "T", value_parser = since_now)]
+        since: Option<SystemTime>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An outage report on uplink NAME for the ISP's support desk: its events of the last
+    /// 24 hours, link state (carrier, speed, duplex), the gateway's ARP and ICMP answers, each
+    /// far target's answers, and the uplink's IP configuration with both MAC addresses.
+    Report {
+        /// The uplink's name in the config.
+        name: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script, e.g.
+    /// `failover completions bash > /etc/bash_completion.d/failover`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Load the data plane, attach it to the LAN and uplink interfaces, send new flows through
     /// the active uplink, and keep it attached until interrupted (Ctrl-C or SIGTERM).
     Attach {
@@ -98,16 +137,52 @@ fn main() -> anyhow::Result<ExitCode> {
             runtime()?.block_on(failover_user::daemon::run(config, &cli.config, detach))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { json } => ask(&cli.config, &Request::Status, json),
-        Command::Switch { name, duration } => ask(
+        Command::Status { json } => reply(&cli.config, &Request::Status, |r| {
+            print(r.status, json, status_table)
+        }),
+        Command::Switch { name, duration } => reply(
             &cli.config,
             &Request::Switch {
                 uplink: name,
                 for_secs: duration.map(|d| d.as_secs().max(1)),
             },
-            false,
+            print_message,
         ),
-        Command::Auto => ask(&cli.config, &Request::Auto, false),
+        Command::Auto => reply(&cli.config, &Request::Auto, print_message),
+        Command::Flows { uplink, json } => reply(&cli.config, &Request::Flows { uplink }, |r| {
+            print(r.flows, json, |flows| control::flows_table(flows))
+        }),
+        Command::Report { name, json } => {
+            reply(&cli.config, &Request::Report { uplink: name }, |r| {
+                print(r.report, json, ToString::to_string)
+            })
+        }
+        Command::Events { since, json } => {
+            let log = loaded(&cli.config)
+                .map_or_else(|| config::EventsConfig::default().log, |c| c.events.log);
+            let events = events::read_since(&log, since)
+                .with_context(|| format!("reading the event log {}", log.display()))?;
+            if events.is_empty() && !json {
+                eprintln!("failover: no events in {}", log.display());
+            }
+            print(Some(events), json, |events| {
+                events
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "failover",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Attach {
             lan,
             uplinks,
@@ -180,15 +255,30 @@ fn detach(config_path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The config at `path`, if it loads: without one, the read-only commands use the defaults
+/// (control socket, event log).
+fn loaded(path: &Path) -> Option<Config> {
+    config::load(path).ok()
+}
+
+/// `--since T`, relative to now.
+fn since_now(text: &str) -> Result<SystemTime, String> {
+    events::parse_since(text, SystemTime::now())
+}
+
 /// Sends a request to the running daemon (its socket is named in the config, or the
-/// default when there is no config file) and prints the answer.
-fn ask(config_path: &Path, request: &Request, json: bool) -> anyhow::Result<ExitCode> {
-    let socket = match config::load(config_path) {
-        Ok(config) => config.control.socket,
-        Err(_) => config::ControlConfig::default().socket,
-    };
-    let answer = runtime()?.block_on(control::request(&socket, request));
-    let response = match answer {
+/// default when there is no config file) and shows its answer with `show`; prints why when
+/// there is no daemon or it refuses.
+fn reply(
+    config_path: &Path,
+    request: &Request,
+    show: impl FnOnce(Response) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    let socket = loaded(config_path).map_or_else(
+        || config::ControlConfig::default().socket,
+        |c| c.control.socket,
+    );
+    let response = match runtime()?.block_on(control::request(&socket, request)) {
         Ok(response) => response,
         Err(e) => {
             eprintln!("failover: {e}");
@@ -202,12 +292,33 @@ fn ask(config_path: &Path, request: &Request, json: bool) -> anyhow::Result<Exit
         );
         return Ok(ExitCode::FAILURE);
     }
-    match (&response.status, json) {
-        (Some(status), true) => println!("{}", serde_json::to_string_pretty(status)?),
-        (Some(status), false) => print!("{}", status_table(status)),
-        (None, _) => println!("{}", response.message.unwrap_or_default()),
-    }
+    show(response)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the answer's `value` as JSON (`--json`) or as `text` renders it.
+fn print<T: Serialize>(
+    value: Option<T>,
+    json: bool,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    let value = value.context("the daemon's answer lacks what was asked (a different version?)")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        let text = text(&value);
+        print!("{text}");
+        if !text.is_empty() && !text.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(())
+}
+
+#[expect(clippy::unnecessary_wraps, reason = "the shape `reply` takes")]
+fn print_message(response: Response) -> anyhow::Result<()> {
+    println!("{}", response.message.unwrap_or_default());
+    Ok(())
 }
 
 fn status_table(status: &control::StatusReport) -> String {
@@ -271,10 +382,46 @@ async fn wait_for_shutdown() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
+    use clap::{CommandFactory as _, Parser as _};
 
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_know_every_command() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut super::Cli::command(),
+            "failover",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        for command in [
+            "status",
+            "flows",
+            "events",
+            "report",
+            "completions",
+            "check-config",
+        ] {
+            assert!(script.contains(command), "{command} missing");
+        }
+    }
+
+    #[test]
+    fn since_takes_a_duration_or_a_time() {
+        let cli = super::Cli::try_parse_from(["failover", "events", "--since", "1h"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            super::Command::Events { since: Some(_), .. }
+        ));
+        let error = super::Cli::try_parse_from(["failover", "events", "--since", "soon"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("neither an RFC 3339 time"), "{error}");
     }
 }

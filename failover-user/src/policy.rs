@@ -139,6 +139,8 @@ pub struct Policy {
     forced: Option<Override>,
     /// Uplinks failed back from with `failback = "move"`, and when.
     draining: Vec<(usize, Instant)>,
+    /// Changes of the active uplink since start (the first choice is none).
+    switches: u64,
 }
 
 impl Policy {
@@ -167,6 +169,7 @@ impl Policy {
             active: None,
             forced: None,
             draining: Vec::new(),
+            switches: 0,
         }
     }
 
@@ -192,6 +195,12 @@ impl Policy {
     #[must_use]
     pub fn forced(&self) -> Option<Override> {
         self.forced
+    }
+
+    /// How often the active uplink changed since start, for the metrics.
+    #[must_use]
+    pub fn switches(&self) -> u64 {
+        self.switches
     }
 
     #[must_use]
@@ -227,6 +236,9 @@ impl Policy {
             None => self.choose(now),
         };
         self.active = Some(active);
+        if previous.is_some_and(|p| p != active) {
+            self.switches += 1;
+        }
         self.draining.retain(|&(u, _)| u != active);
         if let (true, Some(from)) = (failback, previous)
             && self.members[from].failback == FailbackMode::Move
@@ -378,6 +390,7 @@ mod tests {
         assert!(took >= h.hold_down, "{took:?}");
         assert!(took <= h.hold_down + secs(1), "{took:?}");
         assert_eq!(sim.switches.len(), 2);
+        assert_eq!(sim.policy.switches(), 2, "the failover and the failback");
     }
 
     /// The documented bound, computed: at most 4 switches a minute with the defaults, and a

@@ -6,9 +6,13 @@ mod bench;
 mod bench_failover;
 mod demo;
 mod failover_bin;
+mod install;
 mod lab_cmd;
+mod run_cmd;
 mod setup;
 mod test_tiers;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +42,24 @@ enum Task {
     /// the LAN's outage when an uplink fails.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Build the release binary and install it as PREFIX/sbin/failover, with the systemd
+    /// unit in /etc/systemd/system/ and, unless one exists, a config skeleton in
+    /// /etc/failover/failover.toml.
+    Install {
+        /// Where the binary goes (PREFIX/sbin/failover).
+        #[arg(long, default_value = install::DEFAULT_PREFIX, value_name = "PREFIX")]
+        prefix: PathBuf,
+        /// Print what would be installed, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Build the release binary and run the controller in the foreground with FILE, after
+    /// checking it.
+    Run {
+        /// The config file.
+        #[arg(short, long, value_name = "FILE", default_value = install::CONFIG_PATH)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +78,8 @@ fn main() -> anyhow::Result<()> {
             setup::ensure(setup::Mode::Quiet)?;
             bench::run(cmd)
         }
+        Task::Install { prefix, dry_run } => install::run(&prefix, dry_run),
+        Task::Run { config } => run_cmd::run(&config),
     }
 }
 

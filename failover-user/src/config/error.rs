@@ -58,6 +58,8 @@ impl Problem {
             format!("this setting has no default; {SEE_EXAMPLE}")
         } else if message.contains("duration") {
             "write durations with a unit, e.g. \"500ms\", \"2s\", \"1m\"".to_owned()
+        } else if message.contains("socket address") {
+            "write an IP address and a port, e.g. \"127.0.0.1:9469\"".to_owned()
         } else {
             SEE_EXAMPLE.to_owned()
         };

@@ -59,6 +59,14 @@ impl Config {
             format_duration(h.up_after),
             format_duration(h.hold_down),
         );
+        let _ = writeln!(
+            out,
+            "metrics: {}",
+            self.metrics.listen.map_or_else(
+                || "off".to_owned(),
+                |listen| format!("http://{listen}/metrics")
+            ),
+        );
         let _ = write!(
             out,
             "events: log {}, hook {}",

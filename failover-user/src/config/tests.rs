@@ -7,7 +7,9 @@ use super::{
 
 const EXAMPLE: &str = include_str!("../../../docs/failover.example.toml");
 /// The settings whose default is computed or absent, so the example shows a sample value.
-const SAMPLE_VALUED: [&str; 6] = ["priority", "gateway", "targets", "mss", "quorum", "hook"];
+const SAMPLE_VALUED: [&str; 7] = [
+    "priority", "gateway", "targets", "mss", "quorum", "hook", "listen",
+];
 
 /// The example with each `# key = value` line uncommented when `pick(key)` says so.
 fn uncomment(pick: impl Fn(&str) -> bool) -> String {
@@ -62,6 +64,10 @@ fn example_sample_values_are_valid() {
     assert_eq!(fiber.targets_or_default(), defaults::targets());
     assert_eq!(fiber.priority_or_position(0), 1);
     assert_eq!(config.health.quorum, Some(2));
+    assert_eq!(
+        config.metrics.listen,
+        Some("127.0.0.1:9469".parse().unwrap())
+    );
 }
 
 /// The few lines the module documentation promises are enough.
@@ -414,4 +420,26 @@ fn summary_resolves_defaults() {
         summary.contains("timeout 500ms, down after 600ms (gateway) or 1s (targets)"),
         "{summary}"
     );
+}
+
+#[test]
+fn metrics_are_off_by_default_and_listen_on_a_socket_address() {
+    let off = parse(ONE, "t").unwrap();
+    assert_eq!(off.metrics.listen, None);
+    assert!(off.summary().contains("metrics: off"), "{}", off.summary());
+
+    let on = parse(&format!("{ONE}[metrics]\nlisten = \"[::1]:9469\"\n"), "t").unwrap();
+    assert!(
+        on.summary().contains("metrics: http://[::1]:9469/metrics"),
+        "{}",
+        on.summary()
+    );
+
+    let found = problems(&format!("{ONE}[metrics]\nlisten = \"localhost:9469\"\n"));
+    let [problem] = &found[..] else {
+        panic!("{found:#?}")
+    };
+    assert!(problem.message.contains("socket address"), "{problem:#?}");
+    assert!(problem.hint.contains("127.0.0.1:9469"), "{problem:#?}");
+    assert_eq!(problem.line, 6, "{problem:#?}");
 }

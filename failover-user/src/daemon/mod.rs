@@ -3,6 +3,9 @@
 //! and the active uplink — reacting to the kernel's link, address and neighbour changes at
 //! once. It records every change in the event log and answers the CLI.
 
+mod flows;
+mod metrics;
+mod outage;
 mod probing;
 mod report;
 mod switching;
@@ -97,24 +100,14 @@ impl Daemon {
             );
         };
         let start = Instant::now();
-        let health = Health::new(&config.health, &config.uplinks, start);
+        let mut health = Health::new(&config.health, &config.uplinks, start);
         let mut policy = Policy::new(&config.health, &config.uplinks, start);
         let overrides = OverrideStore::new(&config.state_dir);
         let mut events = EventLog::open(&config.events.log)
             .with_context(|| format!("opening the event log {}", config.events.log.display()))?;
         restore_override(&overrides, &mut policy, &config, &mut events, start)?;
         let first = policy.decide(&health.states(), start);
-        let specs: Vec<UplinkSpec> = config
-            .uplinks
-            .iter()
-            .map(|u| UplinkSpec {
-                name: u.name.clone(),
-                interface: u.interface.clone(),
-                gateway: u.gateway,
-                ports: u.port_range(),
-                mss: u.mss.unwrap_or(0),
-            })
-            .collect();
+        let specs = loader_specs(&config);
         let mut running = loader::start(&LoaderSpec {
             pins: Some(config.pin_dir.clone()),
             lan: lan.clone(),
@@ -142,6 +135,8 @@ impl Daemon {
                 &sample_tx,
             );
             let described = dataplane::uplink(running.ebpf(), slot)?;
+            let carrier = netlink.link(&spec.interface).await.is_ok_and(|l| l.carrier);
+            health.carrier(index, carrier, start);
             uplinks.push(Managed {
                 spec,
                 described,
@@ -158,6 +153,7 @@ impl Daemon {
             initial_active(&mut running, &config, uplinks.len(), first.active, start)?;
         // An empty balance differs from any decision: the first tick writes the real one.
         let (call_tx, calls) = mpsc::channel(16);
+        crate::metrics::spawn(config.metrics.listen, &call_tx);
         let server = control::serve(&config.control.socket, call_tx).with_context(|| {
             format!(
                 "opening the control socket {}",
@@ -165,7 +161,7 @@ impl Daemon {
             )
         })?;
         info!(active = %uplinks[active].spec.name, adopted = running.adopted, "controller running");
-        let mut daemon = Self {
+        Ok(Self {
             switching: switching::FlowsOnSwitch::default(),
             path: std::path::PathBuf::new(),
             detach_on_exit: false,
@@ -184,11 +180,7 @@ impl Daemon {
             samples,
             calls,
             _server: server,
-        };
-        for index in 0..daemon.uplinks.len() {
-            daemon.health.carrier(index, daemon.carrier(index), start);
-        }
-        Ok(daemon)
+        })
     }
 
     /// The main loop: samples, kernel changes, CLI calls and the evaluation tick.
@@ -537,6 +529,30 @@ impl Daemon {
                 self.evaluate(now);
                 Response::done("back to automatic uplink choice")
             }
+            Request::Flows { uplink } => match flows::flows(self, uplink.as_deref()) {
+                Ok(flows) => Response {
+                    ok: true,
+                    flows: Some(flows),
+                    ..Response::default()
+                },
+                Err(e) => Response::failed(e),
+            },
+            Request::Report { uplink } => match outage::report(self, &uplink, now) {
+                Ok(report) => Response {
+                    ok: true,
+                    report: Some(Box::new(report)),
+                    ..Response::default()
+                },
+                Err(e) => Response::failed(e),
+            },
+            Request::Metrics => Response {
+                ok: true,
+                metrics: Some(metrics::render(
+                    &metrics::snapshot(self, now),
+                    self.policy.switches(),
+                )),
+                ..Response::default()
+            },
         }
     }
 
@@ -576,10 +592,6 @@ impl Daemon {
         }
     }
 
-    fn carrier(&self, index: usize) -> bool {
-        self.health.status(index, Instant::now()).carrier
-    }
-
     /// Removes the probes' routing tables and rules and the control socket; leaves the data
     /// plane forwarding unless told to detach it.
     async fn stop(&mut self) {
@@ -601,6 +613,21 @@ impl Daemon {
             info!(pins = %pins.dir().display(), "controller stopped; the data plane keeps forwarding (a restarted `failover run` adopts it, `failover detach` removes it)");
         }
     }
+}
+
+/// What the loader needs of each uplink.
+fn loader_specs(config: &Config) -> Vec<UplinkSpec> {
+    config
+        .uplinks
+        .iter()
+        .map(|u| UplinkSpec {
+            name: u.name.clone(),
+            interface: u.interface.clone(),
+            gateway: u.gateway,
+            ports: u.port_range(),
+            mss: u.mss.unwrap_or(0),
+        })
+        .collect()
 }
 
 /// The active uplink at start: the adopted data plane's, whose decisions then stand until the

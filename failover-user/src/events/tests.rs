@@ -5,7 +5,9 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use super::{Event, EventLog, HookOutcome, kind, parse_lines, read_since, run_hook_within};
+use super::{
+    Event, EventLog, HookOutcome, kind, parse_lines, parse_since, read_since, run_hook_within,
+};
 
 /// A directory of its own under the system's temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -229,4 +231,33 @@ fn event_time_keeps_milliseconds() {
     let since_epoch = event.at.duration_since(UNIX_EPOCH).unwrap();
     assert_eq!(since_epoch.subsec_nanos() % 1_000_000, 0);
     assert!(SystemTime::now() >= event.at);
+}
+
+#[test]
+fn since_takes_an_rfc3339_time_or_a_duration_ago() {
+    let now = UNIX_EPOCH + Duration::from_hours(500_000);
+    let at = |secs| Ok(UNIX_EPOCH + Duration::from_secs(secs));
+    assert_eq!(parse_since("2027-01-15T08:00:00Z", now), at(1_800_000_000));
+    assert_eq!(parse_since("2027-01-15 07:00:00", now), at(1_799_996_400));
+    assert_eq!(parse_since("1h", now), at(1_799_996_400));
+    assert_eq!(parse_since("30m", now), at(1_799_998_200));
+    let error = parse_since("yesterday", now).unwrap_err();
+    assert!(error.contains("neither an RFC 3339 time"), "{error}");
+}
+
+#[test]
+fn an_event_reads_as_one_line_with_its_evidence() {
+    let event = event_at(1_800_000_000, "fiber").with_evidence("carrier", "up");
+    assert_eq!(
+        event.to_string(),
+        "2027-01-15T08:00:00.000Z  state    fiber      up -> down: gateway unreachable  carrier=up"
+    );
+    let config = Event {
+        at: UNIX_EPOCH,
+        ..Event::now(kind::CONFIG, "", "", "", "reload refused")
+    };
+    assert_eq!(
+        config.to_string(),
+        "1970-01-01T00:00:00.000Z  config   -          reload refused"
+    );
 }

@@ -99,6 +99,33 @@ pub enum ProbeKind {
     Far(Target),
 }
 
+impl ProbeKind {
+    /// The kind alone, as a metrics label: `gateway_arp`, `gateway_icmp`, or the far target's
+    /// kind (`icmp`, `tcp`, `dns`, `http`).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::GatewayArp => "gateway_arp",
+            Self::GatewayIcmp => "gateway_icmp",
+            Self::Far(Target::Icmp(_)) => "icmp",
+            Self::Far(Target::Tcp(_)) => "tcp",
+            Self::Far(Target::Dns(_)) => "dns",
+            Self::Far(Target::Http { .. }) => "http",
+        }
+    }
+}
+
+/// `gateway arp`, `gateway icmp`, or the far target as written in the config.
+impl std::fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::GatewayArp => f.write_str("gateway arp"),
+            Self::GatewayIcmp => f.write_str("gateway icmp"),
+            Self::Far(target) => target.fmt(f),
+        }
+    }
+}
+
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {

@@ -1,0 +1,282 @@
+//! The daemon's metrics (`Request::Metrics`), rendered from a snapshot of its state.
+
+use std::collections::BTreeMap;
+
+use failover_common::verdict::UplinkCounters;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::{Daemon, slot_of, state_name};
+use crate::{
+    dataplane,
+    health::{ProbeStatus, State, Stats},
+    metrics::text::{Exposition, Type},
+};
+
+/// What the metrics say about one uplink.
+pub(super) struct UplinkSnapshot {
+    pub name: String,
+    pub state: State,
+    pub active: bool,
+    pub stats: Stats,
+    pub counters: UplinkCounters,
+    /// `None` when the NAT table could not be read.
+    pub nat_entries: Option<u64>,
+    pub probes: Vec<ProbeStatus>,
+}
+
+pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Vec<UplinkSnapshot> {
+    let ebpf = daemon.running.ebpf();
+    // One walk of the NAT table, counted per uplink slot.
+    let nat = dataplane::flows(ebpf)
+        .inspect_err(|e| debug!(error = %e, "metrics: reading the NAT table"))
+        .ok()
+        .map(|flows| {
+            let mut per_slot = BTreeMap::<u32, u64>::new();
+            for (_, flow) in flows {
+                *per_slot.entry(flow.uplink).or_default() += 1;
+            }
+            per_slot
+        });
+    daemon
+        .uplinks
+        .iter()
+        .enumerate()
+        .map(|(index, managed)| {
+            let status = daemon.health.status(index, now);
+            UplinkSnapshot {
+                name: managed.spec.name.clone(),
+                state: status.state,
+                active: index == daemon.active,
+                stats: status.stats,
+                counters: dataplane::uplink_counters(ebpf, slot_of(index)).unwrap_or_default(),
+                nat_entries: nat
+                    .as_ref()
+                    .map(|n| n.get(&slot_of(index)).copied().unwrap_or(0)),
+                probes: daemon.health.probes(index, now),
+            }
+        })
+        .collect()
+}
+
+/// The Prometheus text for `uplinks` and the switch count.
+pub(super) fn render(uplinks: &[UplinkSnapshot], switches: u64) -> String {
+    let mut text = Exposition::default();
+    health(&mut text, uplinks);
+    traffic(&mut text, uplinks);
+    text.family(
+        "failover_switches_total",
+        Type::Counter,
+        "Changes of the active uplink since the daemon started.",
+    )
+    .sample(&[], switches);
+    probes(&mut text, uplinks);
+    text.finish()
+}
+
+/// State, active, RTT and loss.
+fn health(text: &mut Exposition, uplinks: &[UplinkSnapshot]) {
+    let mut family = text.family(
+        "failover_uplink_state",
+        Type::Gauge,
+        "1 for the uplink's health state (up, degraded, down), 0 for the others.",
+    );
+    for u in uplinks {
+        for state in [State::Up, State::Degraded, State::Down] {
+            family.sample(
+                &[("uplink", &u.name), ("state", state_name(state))],
+                u.state == state,
+            );
+        }
+    }
+    let mut family = text.family(
+        "failover_uplink_active",
+        Type::Gauge,
+        "1 for the uplink new flows take.",
+    );
+    for u in uplinks {
+        family.sample(&[("uplink", &u.name)], u.active);
+    }
+    let mut family = text.family(
+        "failover_uplink_rtt_seconds",
+        Type::Gauge,
+        "Median probe round-trip time over the window (absent before a reply).",
+    );
+    for u in uplinks {
+        if let Some(rtt) = u.stats.median_rtt {
+            family.sample(&[("uplink", &u.name)], rtt.as_secs_f64());
+        }
+    }
+    let mut family = text.family(
+        "failover_uplink_loss_ratio",
+        Type::Gauge,
+        "Share of the window's probes that were lost (0 to 1).",
+    );
+    for u in uplinks {
+        #[expect(clippy::cast_precision_loss, reason = "window sizes are small")]
+        let ratio = if u.stats.samples == 0 {
+            0.0
+        } else {
+            u.stats.lost as f64 / u.stats.samples as f64
+        };
+        family.sample(&[("uplink", &u.name)], ratio);
+    }
+}
+
+/// Bytes, packets and NAT entries.
+fn traffic(text: &mut Exposition, uplinks: &[UplinkSnapshot]) {
+    for (name, help, pick) in [
+        (
+            "failover_uplink_bytes_total",
+            "Bytes the data plane forwarded through the uplink, by direction.",
+            (|c: &UplinkCounters| (c.bytes_in, c.bytes_out)) as fn(&UplinkCounters) -> (u64, u64),
+        ),
+        (
+            "failover_uplink_packets_total",
+            "Packets the data plane forwarded through the uplink, by direction.",
+            |c: &UplinkCounters| (c.packets_in, c.packets_out),
+        ),
+    ] {
+        let mut family = text.family(name, Type::Counter, help);
+        for u in uplinks {
+            let (inbound, outbound) = pick(&u.counters);
+            family.sample(&[("uplink", &u.name), ("direction", "in")], inbound);
+            family.sample(&[("uplink", &u.name), ("direction", "out")], outbound);
+        }
+    }
+    let mut family = text.family(
+        "failover_nat_entries",
+        Type::Gauge,
+        "Flows in the NAT table pinned to the uplink.",
+    );
+    for u in uplinks {
+        if let Some(n) = u.nat_entries {
+            family.sample(&[("uplink", &u.name)], n);
+        }
+    }
+}
+
+/// Probe outcomes per kind: gateway ARP and ICMP, and far targets by their kind.
+fn probes(text: &mut Exposition, uplinks: &[UplinkSnapshot]) {
+    let mut family = text.family(
+        "failover_probes_total",
+        Type::Counter,
+        "Probe outcomes since the daemon started, by uplink, kind and result.",
+    );
+    for u in uplinks {
+        let mut per_kind = BTreeMap::<&str, (u64, u64)>::new();
+        for p in &u.probes {
+            let counts = per_kind.entry(p.probe.kind()).or_default();
+            counts.0 += p.replies;
+            counts.1 += p.losses;
+        }
+        for (kind, (success, failure)) in per_kind {
+            for (result, n) in [("success", success), ("failure", failure)] {
+                family.sample(
+                    &[("uplink", &u.name), ("kind", kind), ("result", result)],
+                    n,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::probe::ProbeKind;
+
+    fn probe(probe: ProbeKind, replies: u64, losses: u64) -> ProbeStatus {
+        ProbeStatus {
+            probe,
+            last_reply_age: None,
+            stats: Stats::default(),
+            replies,
+            losses,
+        }
+    }
+
+    fn uplinks() -> Vec<UplinkSnapshot> {
+        vec![
+            UplinkSnapshot {
+                name: "fiber".into(),
+                state: State::Down,
+                active: false,
+                stats: Stats {
+                    samples: 200,
+                    lost: 50,
+                    median_rtt: Some(Duration::from_micros(12_500)),
+                    jitter: None,
+                },
+                counters: UplinkCounters {
+                    packets_out: 10,
+                    bytes_out: 1000,
+                    packets_in: 8,
+                    bytes_in: 9000,
+                },
+                nat_entries: Some(3),
+                probes: vec![
+                    probe(ProbeKind::GatewayArp, 40, 2),
+                    probe(ProbeKind::Far("icmp:1.1.1.1".parse().unwrap()), 30, 1),
+                    probe(ProbeKind::Far("icmp:8.8.8.8".parse().unwrap()), 20, 4),
+                ],
+            },
+            UplinkSnapshot {
+                name: "lte".into(),
+                state: State::Up,
+                active: true,
+                stats: Stats::default(),
+                counters: UplinkCounters::default(),
+                nat_entries: None,
+                probes: Vec::new(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_family_carries_its_uplinks_samples() {
+        let text = render(&uplinks(), 7);
+        for line in [
+            "# TYPE failover_uplink_state gauge",
+            "failover_uplink_state{uplink=\"fiber\",state=\"down\"} 1",
+            "failover_uplink_state{uplink=\"fiber\",state=\"up\"} 0",
+            "failover_uplink_state{uplink=\"lte\",state=\"up\"} 1",
+            "failover_uplink_active{uplink=\"lte\"} 1",
+            "failover_uplink_active{uplink=\"fiber\"} 0",
+            "failover_uplink_rtt_seconds{uplink=\"fiber\"} 0.0125",
+            "failover_uplink_loss_ratio{uplink=\"fiber\"} 0.25",
+            "failover_uplink_loss_ratio{uplink=\"lte\"} 0",
+            "# TYPE failover_uplink_bytes_total counter",
+            "failover_uplink_bytes_total{uplink=\"fiber\",direction=\"in\"} 9000",
+            "failover_uplink_bytes_total{uplink=\"fiber\",direction=\"out\"} 1000",
+            "failover_uplink_packets_total{uplink=\"fiber\",direction=\"in\"} 8",
+            "failover_nat_entries{uplink=\"fiber\"} 3",
+            "failover_switches_total 7",
+            "failover_probes_total{uplink=\"fiber\",kind=\"gateway_arp\",result=\"success\"} 40",
+            "failover_probes_total{uplink=\"fiber\",kind=\"icmp\",result=\"success\"} 50",
+            "failover_probes_total{uplink=\"fiber\",kind=\"icmp\",result=\"failure\"} 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        // Unknown values are left out, not reported as 0.
+        assert!(
+            !text.contains("failover_uplink_rtt_seconds{uplink=\"lte\"}"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("failover_nat_entries{uplink=\"lte\"}"),
+            "{text}"
+        );
+        // Every sample line belongs to a family announced just before.
+        let mut family = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !line.starts_with('#') {
+                assert!(line.starts_with(family), "{line} outside {family}");
+            }
+        }
+    }
+}
