@@ -30,6 +30,12 @@ pub enum PinError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "{dir} is not on a BPF filesystem, so nothing can be pinned there; mount one \
+         (`mount -t bpf bpf /sys/fs/bpf`) or set `pin_dir` (note that `ip netns exec` hides \
+         /sys/fs/bpf)"
+    )]
+    NotBpfFs { dir: PathBuf },
     #[error("pinning the link of {program} on {interface}: {message}")]
     Link {
         program: &'static str,
@@ -111,6 +117,12 @@ impl Pins {
     /// Creates the directory and the build marker (the maps pin themselves as they are
     /// created).
     pub fn prepare(&self) -> Result<(), PinError> {
+        let parent = self.dir.parent().unwrap_or(Path::new("/"));
+        if !on_bpf_fs(parent) {
+            return Err(PinError::NotBpfFs {
+                dir: self.dir.clone(),
+            });
+        }
         let marker = self.marker();
         std::fs::create_dir_all(&marker).map_err(|source| PinError::Io {
             path: marker,
@@ -176,6 +188,27 @@ impl Pins {
     }
 }
 
+/// Whether `path` is on a BPF filesystem (`BPF_FS_MAGIC`).
+fn on_bpf_fs(path: &Path) -> bool {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer of the right type for the kernel to fill.
+    if unsafe { libc::statfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: statfs returned 0, so it filled the buffer.
+    let stat = unsafe { stat.assume_init() };
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type is an i64 on 64-bit Linux, narrower elsewhere"
+    )]
+    let kind = i64::from(stat.f_type);
+    kind == BPF_FS_MAGIC
+}
+
 fn is_link(path: &Path) -> bool {
     path.file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with("link_"))
@@ -216,7 +249,9 @@ mod tests {
             ("fo_wan_ingress", "eth1".to_owned()),
         ];
         assert!(!pins.adoptable(&wanted).unwrap(), "nothing pinned");
-        pins.prepare().unwrap();
+        let refused = pins.prepare().unwrap_err();
+        assert!(matches!(refused, PinError::NotBpfFs { .. }), "{refused}");
+        std::fs::create_dir_all(pins.marker()).unwrap();
         touch(&pins.map("fo_flows"));
         touch(&pins.link("fo_lan_ingress", "lan0"));
         assert!(!pins.adoptable(&wanted).unwrap(), "a link is missing");

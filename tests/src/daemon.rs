@@ -48,6 +48,8 @@ impl DaemonGuard {
             bin,
             child: None,
         };
+        // After the guard exists, so its drop unmounts whatever happens next.
+        mount_bpffs(&guard.dir)?;
         guard.spawn()?;
         Ok(guard)
     }
@@ -109,8 +111,9 @@ impl DaemonGuard {
         self.spawn()
     }
 
-    /// Where the data plane's maps and links are pinned: a directory of this guard's own, so
-    /// tests never meet a real router's data plane (or another test's).
+    /// Where the data plane's maps and links are pinned: on a BPF filesystem of this guard's
+    /// own (mounted in its temp dir, where `ip netns exec`, which hides /sys/fs/bpf, still
+    /// sees it), so tests never meet a real router's data plane or another test's.
     #[must_use]
     pub fn pin_dir(&self) -> PathBuf {
         pin_dir_for(&self.dir)
@@ -230,6 +233,8 @@ impl Drop for DaemonGuard {
         if let Err(e) = failover_user::pins::Pins::new(&self.pin_dir()).remove_all() {
             eprintln!("removing the test's data plane pins failed: {e}");
         }
+        // Unmounting also releases anything still pinned there.
+        let _ = Command::new("umount").arg(bpffs_dir(&self.dir)).status();
         if thread::panicking() {
             eprintln!(
                 "---- failover run log ({}) ----\n{}---- end of log ----",
@@ -272,13 +277,28 @@ fn config_text(dir: &Path) -> String {
     text
 }
 
-/// The pin directory of the guard whose temp dir is `dir` (on the BPF filesystem).
+/// The guard's own BPF filesystem.
+fn bpffs_dir(dir: &Path) -> PathBuf {
+    dir.join("bpf")
+}
+
+/// The pin directory of the guard whose temp dir is `dir`.
 fn pin_dir_for(dir: &Path) -> PathBuf {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Path::new("/sys/fs/bpf").join(name)
+    bpffs_dir(dir).join("failover")
+}
+
+fn mount_bpffs(dir: &Path) -> Result<()> {
+    let mount = bpffs_dir(dir);
+    fs::create_dir_all(&mount)?;
+    let status = Command::new("mount")
+        .args(["-t", "bpf", "bpf"])
+        .arg(&mount)
+        .status()
+        .context("running mount")?;
+    if !status.success() {
+        bail!("mounting a BPF filesystem at {} failed", mount.display());
+    }
+    Ok(())
 }
 
 /// A new directory under the system temp dir, unique per process and guard.

@@ -50,6 +50,7 @@ const TIERS: &[Tier] = &[
             "e2e_probe",
             "--test",
             "e2e_failover",
+            "e2e_restart",
             "--",
             "--test-threads=1",
         ],
