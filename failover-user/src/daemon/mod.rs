@@ -137,6 +137,7 @@ impl Daemon {
             let described = dataplane::uplink(running.ebpf(), slot)?;
             let carrier = netlink.link(&spec.interface).await.is_ok_and(|l| l.carrier);
             health.carrier(index, carrier, start);
+            health.gateway_mac_known(index, described.gateway_mac != [0; 6]);
             uplinks.push(Managed {
                 spec,
                 described,
