@@ -2,6 +2,7 @@
 //! translate its source to the uplink's address and an allocated port, and redirect it.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_log_ebpf::{error, info, warn};
 use failover_common::{
     classify::ip_proto,
     nat::{FlowKey, in_subnet, is_special_destination, tcp_flag},
@@ -48,7 +49,21 @@ pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
         ..FlowKey::default()
     };
     let steering = match flows::steer_outbound(&key, l4.tcp_flags, flows::now_ns()) {
-        Err(Reason::ResetToClient) => return reset::answer(ctx),
+        Err(Reason::ResetToClient) => {
+            info!(
+                ctx,
+                "reset: TCP {:i}:{} -> {:i}:{} left its uplink",
+                key.lan_addr,
+                u16::from_be_bytes(key.lan_port),
+                key.remote_addr,
+                u16::from_be_bytes(key.remote_port)
+            );
+            return reset::answer(ctx);
+        }
+        Err(Reason::PortsExhausted) => {
+            warn!(ctx, "no free external port for {:i}", key.lan_addr);
+            return Err(Reason::PortsExhausted);
+        }
         other => other?,
     };
     let uplink = steering.uplink;
@@ -63,8 +78,10 @@ pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
     packet::decrement_ttl(ip);
     packet::set_macs(eth, uplink.mac, uplink.gateway_mac);
     count_uplink(steering.slot, ctx.data_end() - ctx.data(), true);
-    match maps::DEVICES.redirect(steering.slot, 0) {
-        Ok(action) => Ok(verdict(action, Reason::TranslatedOut)),
-        Err(_) => Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed)),
+    if let Ok(action) = maps::DEVICES.redirect(steering.slot, 0) {
+        Ok(verdict(action, Reason::TranslatedOut))
+    } else {
+        error!(ctx, "redirect to uplink slot {} failed", steering.slot);
+        Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed))
     }
 }

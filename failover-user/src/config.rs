@@ -59,6 +59,8 @@ pub struct Config {
     pub events: EventsConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
     /// Generic (skb) XDP instead of the driver's native XDP, for drivers without XDP support.
     #[serde(default)]
     pub skb_mode: bool,
@@ -356,6 +358,53 @@ pub struct MetricsConfig {
     /// Where `GET /metrics` is answered (`"127.0.0.1:9469"`); default: nowhere. The endpoint
     /// has no authentication: keep it on loopback or a management network.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[logging]`. The controller's own log level is `RUST_LOG` (default `info`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Messages from the XDP programs (resets sent, ports exhausted, failed redirects),
+    /// forwarded to the controller's log at this level and above. Nothing logs per packet on
+    /// the forwarding path.
+    pub dataplane: DataplaneLog,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataplaneLog {
+    #[default]
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl DataplaneLog {
+    /// The name the config file uses.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+        }
+    }
+
+    /// The data plane's `AYA_LOG_LEVEL`: statements above it are skipped in the kernel.
+    #[must_use]
+    pub fn level(self) -> u8 {
+        match self {
+            Self::Off => 0,
+            Self::Error => 1,
+            Self::Warn => 2,
+            Self::Info => 3,
+            Self::Debug => 4,
+        }
+    }
 }
 
 pub mod defaults {

@@ -64,30 +64,37 @@ impl Default for TableSizes {
 
 /// Parses the object and creates its maps, without loading programs or attaching anything.
 pub fn open(sizes: TableSizes) -> Result<Ebpf, DataplaneError> {
-    open_pinned(sizes, None)
+    open_pinned(sizes, None, 0)
 }
 
 /// Like [`open`], with every map pinned in `pins` (or, when already pinned there, the pinned
-/// map with its contents, in place of a new one).
+/// map with its contents, in place of a new one), and the programs' log statements enabled
+/// up to `log_level` (0: none; see `config::DataplaneLog`).
 pub fn open_pinned(
     sizes: TableSizes,
     pins: Option<&crate::pins::Pins>,
+    log_level: u8,
 ) -> Result<Ebpf, DataplaneError> {
     let tick = crate::clock::tick_ns().map_err(DataplaneError::Clock)?;
     let mut loader = EbpfLoader::new();
     loader
         .override_global(names::GLOBAL_NS_PER_TICK, &tick, true)
+        .override_global(aya_log::LEVEL, &log_level, true)
         .map_max_entries(names::MAP_FLOWS, sizes.flows)
         .map_max_entries(names::MAP_FLOW_CACHE, flow_cache_entries()?)
         .map_max_entries(names::MAP_BINDINGS, sizes.bindings)
         .map_max_entries(names::MAP_REVERSE, sizes.bindings);
     if let Some(pins) = pins {
-        for name in names::MAPS {
+        for name in names::MAPS.into_iter().chain([LOG_MAP]) {
             loader.map_pin_path(name, pins.map(name));
         }
     }
     Ok(loader.load(EBPF_OBJECT)?)
 }
+
+/// aya-log's ring buffer: pinned too, so a controller that adopts the data plane reads its
+/// messages.
+const LOG_MAP: &str = "AYA_LOGS";
 
 /// The policy the data plane holds.
 pub fn policy(ebpf: &Ebpf) -> Result<nat::Policy, DataplaneError> {

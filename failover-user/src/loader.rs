@@ -105,6 +105,8 @@ impl std::str::FromStr for UplinkSpec {
 /// What to load and where.
 #[derive(Clone, Debug)]
 pub struct LoaderSpec {
+    /// The data plane's log level (`config::DataplaneLog::level`; 0: off).
+    pub dataplane_log: u8,
     /// Pin maps and links here (the data plane then outlives the process, and a later start
     /// adopts it); `None`: everything goes when the process does.
     pub pins: Option<std::path::PathBuf>,
@@ -238,7 +240,7 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
             )
             .collect();
     let adopted = adopt_or_prepare(pins.as_ref(), &wanted)?;
-    let mut ebpf = dataplane::open_pinned(spec.tables, pins.as_ref())?;
+    let mut ebpf = dataplane::open_pinned(spec.tables, pins.as_ref(), spec.dataplane_log)?;
 
     let lan_link = netlink.link(&spec.lan).await?;
     let (lan_addr, prefix_len) = netlink

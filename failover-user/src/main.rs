@@ -190,6 +190,7 @@ fn main() -> anyhow::Result<ExitCode> {
             skb_mode,
         } => {
             let spec = loader::LoaderSpec {
+                dataplane_log: 0,
                 pins: None,
                 lan,
                 uplinks,

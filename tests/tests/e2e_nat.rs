@@ -33,6 +33,7 @@ fn uplink_spec(isp: Isp) -> UplinkSpec {
 /// The returned handle keeps the programs attached; drop it before the lab.
 fn start_dataplane(active: Isp) -> Running {
     let spec = LoaderSpec {
+        dataplane_log: 0,
         pins: None,
         lan: Plan::ROUTER_LAN.name.to_owned(),
         uplinks: Isp::ALL.iter().map(|isp| uplink_spec(*isp)).collect(),

@@ -67,6 +67,7 @@ impl Config {
                 |listen| format!("http://{listen}/metrics")
             ),
         );
+        let _ = writeln!(out, "data-plane log: {}", self.logging.dataplane.name());
         let _ = write!(
             out,
             "events: log {}, hook {}",

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::{
-    ConfigError, FailbackMode, HealthConfig, Problem, Target, defaults, load, parse,
+    ConfigError, DataplaneLog, FailbackMode, HealthConfig, Problem, Target, defaults, load, parse,
     parse_port_range,
 };
 
@@ -441,5 +441,33 @@ fn metrics_are_off_by_default_and_listen_on_a_socket_address() {
     };
     assert!(problem.message.contains("socket address"), "{problem:#?}");
     assert!(problem.hint.contains("127.0.0.1:9469"), "{problem:#?}");
+    assert_eq!(problem.line, 6, "{problem:#?}");
+}
+
+#[test]
+fn dataplane_log_is_off_by_default_and_takes_a_level() {
+    let off = parse(ONE, "t").unwrap();
+    assert_eq!(off.logging.dataplane, DataplaneLog::Off);
+    assert_eq!(off.logging.dataplane.level(), 0);
+    assert!(
+        off.summary().contains("data-plane log: off"),
+        "{}",
+        off.summary()
+    );
+
+    let info = parse(&format!("{ONE}[logging]\ndataplane = \"info\"\n"), "t").unwrap();
+    assert_eq!(info.logging.dataplane, DataplaneLog::Info);
+    assert!(info.logging.dataplane.level() > DataplaneLog::Warn.level());
+    assert!(
+        info.summary().contains("data-plane log: info"),
+        "{}",
+        info.summary()
+    );
+
+    let found = problems(&format!("{ONE}[logging]\ndataplane = \"loud\"\n"));
+    let [problem] = &found[..] else {
+        panic!("{found:#?}")
+    };
+    assert!(problem.message.contains("loud"), "{problem:#?}");
     assert_eq!(problem.line, 6, "{problem:#?}");
 }

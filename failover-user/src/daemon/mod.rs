@@ -109,6 +109,7 @@ impl Daemon {
         let first = policy.decide(&health.states(), start);
         let specs = loader_specs(&config);
         let mut running = loader::start(&LoaderSpec {
+            dataplane_log: config.logging.dataplane.level(),
             pins: Some(config.pin_dir.clone()),
             lan: lan.clone(),
             uplinks: specs.clone(),
@@ -118,6 +119,9 @@ impl Daemon {
         })
         .await
         .context("starting the data plane")?;
+        if config.logging.dataplane != crate::config::DataplaneLog::Off {
+            forward_dataplane_log(&mut running)?;
+        }
         let netlink = Netlink::connect()?;
         let (sample_tx, samples) = mpsc::channel(1024);
         let mut uplinks = Vec::new();
@@ -614,6 +618,25 @@ impl Daemon {
             info!(pins = %pins.dir().display(), "controller stopped; the data plane keeps forwarding (a restarted `failover run` adopts it, `failover detach` removes it)");
         }
     }
+}
+
+/// Forwards the XDP programs' log messages (aya-log's ring buffer) to the controller's log.
+fn forward_dataplane_log(running: &mut Running) -> anyhow::Result<()> {
+    use tokio::io::{Interest, unix::AsyncFd};
+    let logger =
+        aya_log::EbpfLogger::init(running.ebpf_mut()).context("reading the data plane's log")?;
+    // SAFETY: the logger owns its ring buffer's descriptor and keeps it open for as long as
+    // the AsyncFd owns the logger.
+    let mut ready = unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) }
+        .map_err(std::io::Error::from)
+        .context("watching the data plane's log")?;
+    tokio::spawn(async move {
+        while let Ok(mut guard) = ready.readable_mut().await {
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+    Ok(())
 }
 
 /// What the loader needs of each uplink.
