@@ -40,9 +40,19 @@ impl DaemonGuard {
     /// Writes the config and starts the daemon; returns once `status` answers. The lab must
     /// be up.
     pub fn start() -> Result<Self> {
-        let bin = binary()?;
+        Self::start_with("")
+    }
+
+    /// Like [`Self::start`], with `extra` (whole TOML tables) appended to the config.
+    pub fn start_with(extra: &str) -> Result<Self> {
+        Self::start_binary(binary()?, extra)
+    }
+
+    /// Like [`Self::start_with`], running the `failover` executable `bin`.
+    pub fn start_binary(bin: PathBuf, extra: &str) -> Result<Self> {
         let dir = fresh_dir()?;
-        fs::write(dir.join("lab.toml"), config_text(&dir)).context("writing the lab config")?;
+        let text = format!("{}{extra}", config_text(&dir));
+        fs::write(dir.join("lab.toml"), text).context("writing the lab config")?;
         let mut guard = Self {
             dir,
             bin,
@@ -184,7 +194,7 @@ impl DaemonGuard {
     }
 
     /// Runs the CLI (from this namespace: the socket is a file) and returns its stdout.
-    fn cli(&self, args: &[&str]) -> Result<String> {
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
         let out = Command::new(&self.bin)
             .arg("-c")
             .arg(self.config_path())
@@ -384,8 +394,8 @@ mod tests {
         assert_eq!(config.state_dir, Path::new("/tmp/x/state"));
         assert_eq!(
             config.pin_dir,
-            Path::new("/sys/fs/bpf/x"),
-            "never the real router's pins"
+            Path::new("/tmp/x/bpf/failover"),
+            "never the real router's pins: a BPF filesystem of the test's own"
         );
         assert_eq!(
             config.health,

@@ -50,6 +50,7 @@ const TIERS: &[Tier] = &[
             "e2e_probe",
             "--test",
             "e2e_failover",
+            "--test",
             "e2e_restart",
             "--",
             "--test-threads=1",
@@ -87,8 +88,10 @@ pub fn run_all() -> anyhow::Result<()> {
             summary.push(format!("{}: SKIPPED (not root)", tier.name));
             continue;
         }
-        let counts = run_tier(tier)?;
-        all_passed &= counts.failed == 0;
+        let mut counts = run_tier(tier)?;
+        // A tier that ran nothing is broken (a filter or a target list gone wrong), not green.
+        counts.broken |= counts.passed + counts.failed + counts.skipped == 0;
+        all_passed &= counts.failed == 0 && !counts.broken;
         summary.push(format!(
             "{}: {} passed, {} failed, {} skipped{}",
             tier.name,
