@@ -23,12 +23,17 @@ const MOVE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The lab and the daemon, fiber carrying new flows; the daemon is dropped (stopped) first.
 fn start() -> (LabGuard, DaemonGuard) {
+    start_with("")
+}
+
+/// Like [`start`], with `extra` appended to the daemon's config.
+fn start_with(extra: &str) -> (LabGuard, DaemonGuard) {
     let lab = LabGuard::up().expect("building the lab");
     assert!(
         !lab::masquerade_enabled().expect("reading masquerade"),
         "kernel masquerade must be off: the data plane is the NAT"
     );
-    let daemon = DaemonGuard::start().expect("starting failover run");
+    let daemon = DaemonGuard::start_with(extra).expect("starting failover run");
     stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("new flows through fiber");
     (lab, daemon)
 }
@@ -233,13 +238,13 @@ fn flapping_fiber_switches_at_most_the_documented_bound() {
 }
 
 /// One flow on each uplink: the download through fiber is reset soon after fiber fails, the
-/// connection through lte does not notice.
+/// connection through lte does not notice. The data plane's log is on, and says so.
 #[test]
 fn tcp_on_the_failed_uplink_is_reset_and_tcp_on_lte_keeps_working() {
     if skip_unless_root("tcp_on_the_failed_uplink_is_reset_and_tcp_on_lte_keeps_working") {
         return;
     }
-    let (_lab, daemon) = start();
+    let (_lab, daemon) = start_with("\n[logging]\ndataplane = \"info\"\n");
     // Open one connection while lte is forced; the data plane keeps it there afterwards.
     daemon.switch("lte", None).expect("switch lte");
     stream::wait_for_uplink(HOST, Isp::Lte, MOVE_TIMEOUT).expect("forced to lte");
@@ -269,6 +274,16 @@ fn tcp_on_the_failed_uplink_is_reset_and_tcp_on_lte_keeps_working() {
         at.elapsed().as_millis()
     );
     assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+    let reset_logged = |log: &str| log.contains("reset: TCP 10.10.0.11:");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !reset_logged(&daemon.log()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        reset_logged(&daemon.log()),
+        "the data plane logs the reset it sent:\n{}",
+        daemon.log()
+    );
 
     assert_eq!(
         on_lte.whoami().expect("the lte connection still works"),
@@ -301,4 +316,62 @@ fn override_survives_a_restart_and_auto_ends_it() {
     stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("auto returns to fiber");
     let status = daemon.status().expect("status");
     assert_eq!((status.active.as_str(), status.forced), ("fiber", None));
+}
+
+/// A DHCP renumbering: fiber's address is replaced by another of its subnet (added, then the
+/// old one removed, the kernel promoting the new one as a DHCP client's update does). The
+/// controller writes the new NAT address at once, new flows leave with it, and fiber stays
+/// the active uplink (its probes follow the address too).
+#[test]
+fn a_renumbered_uplink_translates_new_flows_to_its_new_address() {
+    if skip_unless_root("a_renumbered_uplink_translates_new_flows_to_its_new_address") {
+        return;
+    }
+    let (_lab, daemon) = start();
+    let fiber = Plan::FIBER.router;
+    let old = fiber.addr.expect("fiber has an address");
+    let new = std::net::Ipv4Addr::from(u32::from(old.addr) + 1);
+    let ip = |args: &[&str]| {
+        lab::Cmd::ip(Plan::NS_ROUTER)
+            .args(args.iter().copied())
+            .run()
+            .expect("running ip")
+    };
+    lab::Cmd::in_ns(Plan::NS_ROUTER, "sysctl")
+        .args([
+            "-qw",
+            &format!("net.ipv4.conf.{}.promote_secondaries=1", fiber.name),
+        ])
+        .run()
+        .expect("sysctl promote_secondaries");
+    let (new_cidr, old_cidr) = (
+        format!("{new}/{}", old.len),
+        format!("{}/{}", old.addr, old.len),
+    );
+    ip(&["addr", "add", &new_cidr, "dev", fiber.name]);
+    ip(&["addr", "del", &old_cidr, "dev", fiber.name]);
+
+    let renumbered_at = Instant::now();
+    lab::expect_within("status shows fiber's new address", MOVE_TIMEOUT, || {
+        let status = daemon.status()?;
+        let fiber_status = status.uplinks.iter().find(|u| u.name == "fiber");
+        Ok(fiber_status.and_then(|u| u.address.clone()) == Some(new.to_string()))
+    })
+    .expect("the controller follows the address");
+    println!(
+        "status showed the new address {} ms after the change",
+        renumbered_at.elapsed().as_millis()
+    );
+    lab::expect_within("new flows leave with the new address", MOVE_TIMEOUT, || {
+        Ok(stream::whoami(HOST).ok() == Some(new))
+    })
+    .expect("new flows use the new address");
+    let status = daemon.status().expect("status");
+    assert_eq!(status.active, "fiber", "fiber stays active: {status:?}");
+    let fiber_state = status.uplinks.iter().find(|u| u.name == "fiber");
+    assert_eq!(
+        fiber_state.map(|u| u.state.as_str()),
+        Some("up"),
+        "{status:?}"
+    );
 }
