@@ -18,8 +18,6 @@ mod chain;
 mod cost;
 #[path = "bench_dataplane/forwarding.rs"]
 mod forwarding;
-#[path = "bench_dataplane/interrupt.rs"]
-mod interrupt;
 #[path = "bench_dataplane/machine.rs"]
 mod machine;
 #[path = "bench_dataplane/options.rs"]
@@ -67,7 +65,7 @@ fn run(options: &Options) -> Result<()> {
     );
     let root = privilege::is_root();
     if root {
-        interrupt::install()?;
+        failover_tests::interrupt::install()?;
         // Threads and commands started from here on inherit the pinning.
         machine::pin_to_cpu(cpu)?;
     }

@@ -8,9 +8,6 @@
 //! Needs root; prints SKIPPED otherwise. The daemon and the lab are removed on every exit
 //! path, Ctrl-C included.
 
-#[path = "bench_dataplane/interrupt.rs"]
-mod interrupt;
-
 use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -91,7 +88,7 @@ fn main() -> ExitCode {
 }
 
 fn run(options: &Options) -> Result<()> {
-    interrupt::install()?;
+    failover_tests::interrupt::install()?;
     // Built (or found) before the lab, so a build does not count against anything.
     failover_tests::daemon::binary()?;
     let _lab = LabGuard::up()?;
@@ -99,14 +96,14 @@ fn run(options: &Options) -> Result<()> {
     for fault in FAULTS {
         let mut gaps_ms = Vec::new();
         for trial in 1..=options.trials {
-            interrupt::check()?;
+            failover_tests::interrupt::check()?;
             let gap = trial_gap(fault).with_context(|| format!("{fault}, trial {trial}"))?;
             eprintln!("bench: {fault} trial {trial}: {} ms", gap.as_millis());
             gaps_ms.push(u64::try_from(gap.as_millis()).unwrap_or(u64::MAX));
         }
         results.push(FaultResult { fault, gaps_ms });
     }
-    interrupt::check()?;
+    failover_tests::interrupt::check()?;
     let failback = failback_time().context("timing the failback")?;
     eprintln!("bench: failback {} ms after the heal", failback.as_millis());
     if options.json {

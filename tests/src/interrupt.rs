@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM end the benchmark through its normal error path, so the guards that
+//! Ctrl-C and SIGTERM end a benchmark or the demo through its normal error path, so the guards that
 //! remove the namespaces run (the default action would kill the process before they do).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +30,7 @@ pub fn install() -> Result<()> {
     Ok(())
 }
 
-/// Fails once a signal asked the benchmark to stop.
+/// Fails once a signal asked the run to stop.
 pub fn check() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted");

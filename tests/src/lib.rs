@@ -8,6 +8,7 @@
 pub mod daemon;
 pub mod frame;
 pub mod http;
+pub mod interrupt;
 pub mod lab;
 pub mod model;
 pub mod netns;

@@ -1,5 +1,5 @@
-//! The `failover` binary for the root-only tiers and the failover bench: built once here
-//! (debug profile) and handed over in `FAILOVER_BIN`, so the tests do not each run cargo.
+//! The `failover` binary for the root-only tiers, the failover bench and the demo: built once
+//! here (debug profile) and handed over in `FAILOVER_BIN`, so the tests do not each run cargo.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,4 +26,19 @@ fn target_dir() -> PathBuf {
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
         PathBuf::from,
     )
+}
+
+/// Builds the binary, then replaces this process with the tests crate's example `example`
+/// (release) run with `args` and the binary in [`ENV`].
+pub fn exec_example(example: &str, args: &[String]) -> anyhow::Result<()> {
+    eprintln!("building the failover binary (cargo build -p failover-user)");
+    let bin = build()?;
+    eprintln!("building and starting {example} (cargo run --release, example of the tests crate)");
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .env(ENV, bin)
+        .args(["run", "--quiet", "--release", "-p", "failover-tests"])
+        .args(["--example", example, "--"])
+        .args(args);
+    crate::bench::exec(&mut command)
 }

@@ -35,8 +35,9 @@ enum Task {
     /// Build, test and drive the network lab (namespaces, ISPs, faults).
     #[command(subcommand)]
     Lab(lab_cmd::LabCommand),
-    /// Bring up the lab, show LAN traffic leaving through each ISP and the faults at work,
-    /// then tear everything down.
+    /// The product in one command: the lab, the controller in its router, LAN traffic, the
+    /// fiber gateway going silent, failover and failback live in the status table, the
+    /// measured outage; then everything is torn down. Needs root; about a minute.
     Demo,
     /// Benchmarks (not tests): the data plane's per-packet cost and forwarding throughput, and
     /// the LAN's outage when an uplink fails.

@@ -166,7 +166,7 @@ pub fn run(options: &Options) -> Result<CostReport> {
 
 /// One timed run: (verdict, mean ns per run).
 fn time(ebpf: &mut Ebpf, program: &'static str, frame: &[u8], repeat: u32) -> Result<(u32, f64)> {
-    crate::interrupt::check()?;
+    failover_tests::interrupt::check()?;
     let prog = dataplane::xdp_program(ebpf, program)?;
     let result = prog.test_run(TestRunOptions {
         data_in: Some(frame),

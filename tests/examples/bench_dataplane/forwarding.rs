@@ -99,7 +99,7 @@ pub fn run(options: &Options) -> Result<ChainReport> {
                 );
                 match round_of(router, &traffic, flows, options) {
                     Ok(sample) => done.push(sample),
-                    Err(e) if crate::interrupt::check().is_err() => return Err(e),
+                    Err(e) if failover_tests::interrupt::check().is_err() => return Err(e),
                     Err(e) => *rounds = Err(format!("{e:#}")),
                 }
             }

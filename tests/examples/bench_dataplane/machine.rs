@@ -94,7 +94,7 @@ const SAMPLE: Duration = Duration::from_millis(200);
 pub fn wait_until_idle(max_wait: Duration) -> Result<bool> {
     let deadline = Instant::now() + max_wait;
     loop {
-        crate::interrupt::check()?;
+        failover_tests::interrupt::check()?;
         let before = cpu_times()?;
         thread::sleep(SAMPLE);
         let after = cpu_times()?;

@@ -115,7 +115,7 @@ impl Traffic {
             let mut frames = 0;
             let mut call = FIRST_CALL;
             loop {
-                crate::interrupt::check()?;
+                failover_tests::interrupt::check()?;
                 self.call(call).context("live-frames BPF_PROG_TEST_RUN")?;
                 frames += u64::from(call);
                 let elapsed = start.elapsed();
