@@ -117,7 +117,8 @@ fn run() -> Result<()> {
         outage.as_millis()
     );
     println!(
-        "  failback {:.1} s after the heal (hold-down 30 s), longest silence around it: {} ms",
+        "  failback {:.1} s after the heal (hold-down 30 s), longest silence around it: {} ms \
+         (failback = \"keep\": the running UDP stream stays on lte, new flows take fiber)",
         back.as_secs_f64(),
         failback_gap.as_millis()
     );
