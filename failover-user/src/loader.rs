@@ -507,7 +507,7 @@ fn prepare_kernel(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
                 warn!(
                     interface = %u.interface,
                     "an nftables masquerade rule may apply to this uplink: the data plane translates its flows itself; \
-                     remove the rule for managed uplinks (see README, \"Running on a real router\")"
+                     remove the rule for managed uplinks (see README, \"Running it on a router\")"
                 );
             }
         }
