@@ -325,7 +325,7 @@ fn print_message(response: Response) -> anyhow::Result<()> {
 fn status_table(status: &control::StatusReport) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "{:<2}{:<10}{:<10}{:<10}{:>9}{:>9}{:>6}  {:<16}{:<16}{:<18}{:>12}{:>12}\n",
+        "{:<2}{:<10}{:<10}{:<10}{:>9}{:>9}{:>6}  {:<16}{:<16}{:<18}{:>12}{:>11}{:>12}{:>11}\n",
         "",
         "UPLINK",
         "IFACE",
@@ -337,13 +337,15 @@ fn status_table(status: &control::StatusReport) -> String {
         "GATEWAY",
         "GATEWAY MAC",
         "PKTS OUT",
-        "PKTS IN"
+        "BYTES OUT",
+        "PKTS IN",
+        "BYTES IN"
     );
     let dash = || "-".to_owned();
     for u in &status.uplinks {
         let _ = writeln!(
             out,
-            "{:<2}{:<10}{:<10}{:<10}{:>8.1}s{:>9}{:>5}%  {:<16}{:<16}{:<18}{:>12}{:>12}",
+            "{:<2}{:<10}{:<10}{:<10}{:>8.1}s{:>9}{:>5}%  {:<16}{:<16}{:<18}{:>12}{:>11}{:>12}{:>11}",
             if u.active { "*" } else { "" },
             u.name,
             u.interface,
@@ -359,7 +361,9 @@ fn status_table(status: &control::StatusReport) -> String {
             u.gateway.clone().unwrap_or_else(dash),
             u.gateway_mac.clone().unwrap_or_else(dash),
             u.packets_out,
+            binary_size(u.bytes_out),
             u.packets_in,
+            binary_size(u.bytes_in),
         );
     }
     if let Some(forced) = &status.forced {
@@ -369,6 +373,22 @@ fn status_table(status: &control::StatusReport) -> String {
         let _ = writeln!(out, "suspect target: {suspect}");
     }
     out
+}
+
+/// `bytes` for a person: "512 B", "1.5 KiB", "20.0 MiB".
+fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    #[expect(clippy::cast_precision_loss, reason = "one decimal is shown")]
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 async fn wait_for_shutdown() -> anyhow::Result<()> {
@@ -384,6 +404,59 @@ async fn wait_for_shutdown() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory as _, Parser as _};
+
+    #[test]
+    fn binary_sizes_read_well() {
+        let cases = [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1536, "1.5 KiB"),
+            (20 << 20, "20.0 MiB"),
+            (u64::MAX, "16.0 EiB"),
+        ];
+        for (bytes, shown) in cases {
+            assert_eq!(super::binary_size(bytes), shown, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn status_table_shows_packets_and_bytes_each_way() {
+        let uplink = failover_user::control::UplinkReport {
+            name: "fiber".to_owned(),
+            interface: "eth1".to_owned(),
+            state: "up".to_owned(),
+            active: true,
+            since_secs: 12.0,
+            carrier: true,
+            address: Some("192.0.2.2".to_owned()),
+            gateway: Some("192.0.2.1".to_owned()),
+            gateway_mac: Some("02:00:00:00:00:01".to_owned()),
+            rtt_ms: Some(1.25),
+            jitter_ms: None,
+            loss_percent: 0,
+            packets_out: 1000,
+            bytes_out: 3 << 20,
+            packets_in: 2000,
+            bytes_in: 512,
+        };
+        let table = super::status_table(&failover_user::control::StatusReport {
+            active: "fiber".to_owned(),
+            forced: None,
+            uplinks: vec![uplink],
+            suspect_targets: Vec::new(),
+        });
+        let [header, row] = table.lines().collect::<Vec<_>>()[..] else {
+            panic!("{table}")
+        };
+        for column in ["PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN"] {
+            assert!(header.contains(column), "{header}");
+        }
+        assert!(row.starts_with("* fiber"), "{row}");
+        assert!(
+            row.ends_with("1000    3.0 MiB        2000      512 B"),
+            "{row}"
+        );
+    }
 
     #[test]
     fn cli_is_well_formed() {
