@@ -52,6 +52,8 @@ const TIERS: &[Tier] = &[
             "e2e_failover",
             "--test",
             "e2e_restart",
+            "--test",
+            "e2e_operator",
             "--",
             "--test-threads=1",
         ],
