@@ -228,8 +228,24 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
         .position(|u| u.name == spec.active)
         .ok_or_else(|| LoaderError::UnknownActive(spec.active.clone()))?;
     check_port_ranges(&spec.uplinks)?;
-    prepare_kernel(&spec.uplinks)?;
     let netlink = Netlink::connect()?;
+    // Every interface is looked up before anything changes in the kernel: a misspelt
+    // interface must leave no sysctl changed and no map pinned.
+    let lan_link = netlink.link(&spec.lan).await?;
+    let (lan_addr, prefix_len) = netlink
+        .ipv4(lan_link.index)
+        .await?
+        .ok_or_else(|| LoaderError::NoAddress(spec.lan.clone()))?;
+    for uplink in &spec.uplinks {
+        netlink.link(&uplink.interface).await?;
+    }
+    let lan = Lan {
+        ifindex: lan_link.index,
+        net: lan_addr.octets(),
+        prefix_len,
+        _pad: [0; 3],
+    };
+    prepare_kernel(&spec.uplinks)?;
     let pins = spec.pins.as_deref().map(Pins::new);
     let wanted: Vec<(&'static str, String)> =
         std::iter::once((names::PROG_LAN_INGRESS, spec.lan.clone()))
@@ -240,27 +256,37 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
             )
             .collect();
     let adopted = adopt_or_prepare(pins.as_ref(), &wanted)?;
-    let mut ebpf = dataplane::open_pinned(spec.tables, pins.as_ref(), spec.dataplane_log)?;
+    let loaded = load(spec, &netlink, lan, active, pins.clone(), adopted, &wanted).await;
+    if loaded.is_err()
+        && !adopted
+        && let Some(pins) = &pins
+    {
+        // Pinned by this start: a failed start leaves nothing behind. An adopted data plane
+        // keeps forwarding, as it did before.
+        if let Err(e) = pins.remove_all() {
+            warn!(error = %e, "removing the pins of a failed start failed");
+        }
+    }
+    loaded
+}
 
-    let lan_link = netlink.link(&spec.lan).await?;
-    let (lan_addr, prefix_len) = netlink
-        .ipv4(lan_link.index)
-        .await?
-        .ok_or_else(|| LoaderError::NoAddress(spec.lan.clone()))?;
-    dataplane::set_lan(
-        &mut ebpf,
-        Lan {
-            ifindex: lan_link.index,
-            net: lan_addr.octets(),
-            prefix_len,
-            _pad: [0; 3],
-        },
-    )?;
+/// Opens (or adopts) the maps, describes the uplinks into them and attaches the programs.
+async fn load(
+    spec: &LoaderSpec,
+    netlink: &Netlink,
+    lan: Lan,
+    active: usize,
+    pins: Option<Pins>,
+    adopted: bool,
+    wanted: &[(&'static str, String)],
+) -> Result<Running, LoaderError> {
+    let mut ebpf = dataplane::open_pinned(spec.tables, pins.as_ref(), spec.dataplane_log)?;
+    dataplane::set_lan(&mut ebpf, lan)?;
     let mut uplinks = Vec::new();
     let mut paths = Vec::new();
     for (slot, spec_uplink) in (0u32..).zip(&spec.uplinks) {
         let (uplink, path) =
-            describe_uplink(&netlink, spec_uplink, NEIGHBOUR_PATIENCE_AT_START).await?;
+            describe_uplink(netlink, spec_uplink, NEIGHBOUR_PATIENCE_AT_START).await?;
         match &path {
             Ok(_) => info!(
                 uplink = %spec_uplink.name,
@@ -303,7 +329,7 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
     } else {
         XdpMode::Default
     };
-    let links = attach_all(&mut ebpf, &wanted, mode, pins.as_ref())?;
+    let links = attach_all(&mut ebpf, wanted, mode, pins.as_ref())?;
     info!(lan = %spec.lan, active = %spec.active, "data plane attached");
     Ok(Running {
         ebpf,

@@ -4,6 +4,7 @@
 mod classify;
 mod differential;
 mod harness;
+mod loader;
 mod nat;
 mod scratch_netns;
 mod verifier;

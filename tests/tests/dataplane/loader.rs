@@ -1,0 +1,141 @@
+//! A start of the data plane that fails leaves nothing behind: a misspelt interface is found
+//! before any map is pinned, and a failure after pinning (an interface whose XDP hook is
+//! taken) removes the pins and the programs attached so far. Runs in the scratch namespace.
+
+use std::path::PathBuf;
+
+use aya::programs::XdpMode;
+use failover_tests::{lab::Cmd, privilege::skip_unless_root};
+use failover_user::{
+    dataplane::{self, TableSizes},
+    loader::{self, LoaderError, LoaderSpec, Running, UplinkSpec},
+};
+
+use crate::nat::in_scratch;
+use crate::scratch_netns::{LAN_IF, NS};
+
+/// The other end of the scratch namespace's LAN veth (`ScratchNetns::peer_ifindex`), used
+/// here as an uplink.
+const UPLINK_IF: &str = "lanpeer";
+
+/// A pin directory of this test's own on the host's BPF filesystem, removed on drop.
+struct PinDir(PathBuf);
+
+impl PinDir {
+    fn new(name: &str) -> Self {
+        let dir = PathBuf::from(format!(
+            "/sys/fs/bpf/failover-test-{name}-{}",
+            std::process::id()
+        ));
+        let _ = failover_user::pins::Pins::new(&dir).remove_all();
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    /// Nothing pinned: the directory is gone or empty.
+    fn is_clean(&self) -> bool {
+        std::fs::read_dir(&self.0).map_or(true, |mut entries| entries.next().is_none())
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = failover_user::pins::Pins::new(&self.0).remove_all();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spec(pins: &PinDir, uplink_interface: &str) -> LoaderSpec {
+    LoaderSpec {
+        dataplane_log: 0,
+        pins: Some(pins.0.clone()),
+        lan: LAN_IF.to_owned(),
+        uplinks: vec![UplinkSpec {
+            name: "wan".to_owned(),
+            interface: uplink_interface.to_owned(),
+            gateway: Some("192.0.2.1".parse().expect("address")),
+            ports: (1024, 32767),
+            mss: 0,
+        }],
+        active: "wan".to_owned(),
+        skb_mode: false,
+        tables: TableSizes {
+            flows: 1024,
+            bindings: 1024,
+        },
+    }
+}
+
+/// `loader::start` on the calling thread, which is in the scratch namespace.
+fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(loader::start(spec))
+}
+
+fn has_xdp(interface: &str) -> bool {
+    let shown = Cmd::ip(NS)
+        .args(["link", "show", "dev", interface])
+        .run()
+        .expect("ip link show");
+    shown.contains("xdp")
+}
+
+#[test]
+fn a_missing_interface_is_refused_before_anything_is_pinned() {
+    if skip_unless_root("a_missing_interface_is_refused_before_anything_is_pinned") {
+        return;
+    }
+    let pins = PinDir::new("missing");
+    in_scratch(|_| {
+        let error = start(&spec(&pins, "nope1"))
+            .err()
+            .expect("a missing uplink interface fails the start");
+        assert!(error.to_string().contains("nope1"), "{error}");
+        assert!(!pins.0.exists(), "nothing pinned at {}", pins.0.display());
+        assert!(!has_xdp(LAN_IF), "no program attached to the LAN");
+    });
+}
+
+#[test]
+fn a_failed_attach_removes_the_pins_and_programs_of_the_start() {
+    if skip_unless_root("a_failed_attach_removes_the_pins_and_programs_of_the_start") {
+        return;
+    }
+    let pins = PinDir::new("taken");
+    in_scratch(|scratch| {
+        // Another program holds the uplink's XDP hook through a BPF link: ours cannot attach.
+        let mut other = dataplane::open(TableSizes {
+            flows: 1024,
+            bindings: 1024,
+        })
+        .expect("opening a second data plane");
+        dataplane::xdp_program(&mut other, failover_common::names::PROG_MAC_SWAP)
+            .expect("loading the other program")
+            .attach_to_if_index(scratch.peer_ifindex, XdpMode::Default)
+            .expect("attaching the other program");
+        assert!(has_xdp(UPLINK_IF));
+
+        let error = start(&spec(&pins, UPLINK_IF))
+            .err()
+            .expect("attaching to a taken hook fails the start");
+        assert!(
+            matches!(error, LoaderError::Attach { .. }),
+            "an attach error: {error}"
+        );
+        assert!(
+            pins.is_clean(),
+            "the failed start removed its pins: {:?}",
+            std::fs::read_dir(&pins.0)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+        assert!(
+            !has_xdp(LAN_IF),
+            "the program the failed start attached to the LAN is gone"
+        );
+        drop(other);
+        assert!(!has_xdp(UPLINK_IF));
+    });
+}
