@@ -316,3 +316,25 @@ fn per_cpu_sums<V: Pod>(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use failover_common::names;
+
+    /// The README's "Inspecting the data plane" shows a `bpftool` command for every map.
+    #[test]
+    fn the_readme_shows_how_to_dump_every_map() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### Inspecting the data plane")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README has the section");
+        for name in names::MAPS {
+            assert!(
+                section.contains(&format!("/{name}`")),
+                "no bpftool command for {name} in the README"
+            );
+        }
+    }
+}
