@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use failover_tests::{
     daemon::{DaemonGuard, TARGETS},
-    lab::{Isp, LabGuard, Plan},
+    lab::{self, Isp, LabGuard, Plan},
     netns,
     privilege::skip_unless_root,
     stream::{self, EchoStream},
@@ -84,12 +84,22 @@ fn report_gathers_link_ip_and_probe_evidence() {
     }
     let (_lab, daemon) = start();
     let fiber = Isp::Fiber.uplink();
-    let report: OutageReport = serde_json::from_str(
-        &daemon
-            .cli(&["report", "fiber", "--json"])
-            .expect("report --json"),
-    )
-    .expect("report --json parses");
+    let read = || -> anyhow::Result<OutageReport> {
+        Ok(serde_json::from_str(
+            &daemon.cli(&["report", "fiber", "--json"])?,
+        )?)
+    };
+    // Far targets are probed a little after the start: wait for every probe's first reply.
+    lab::expect_within("every probe has answered", MOVE_TIMEOUT, || {
+        let report = read()?;
+        Ok(report
+            .gateway_probes
+            .iter()
+            .chain(&report.far_targets)
+            .all(|p| p.replies_total > 0))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {:#?}", read()));
+    let report = read().expect("report --json");
     assert_eq!(
         (report.uplink.as_str(), report.state.as_str()),
         ("fiber", "up")
@@ -109,10 +119,8 @@ fn report_gathers_link_ip_and_probe_evidence() {
     assert_eq!(report.gateway_probes.len(), 2, "ARP and ICMP: {report:#?}");
     assert_eq!(report.far_targets.len(), TARGETS.len(), "{report:#?}");
     for probe in report.gateway_probes.iter().chain(&report.far_targets) {
-        assert!(
-            probe.replies_total > 0,
-            "every probe has answered: {probe:?}"
-        );
+        assert!(probe.last_reply_secs.is_some(), "{probe:?}");
+        assert!(probe.median_rtt_ms.is_some(), "{probe:?}");
     }
 
     let text = daemon.cli(&["report", "fiber"]).expect("report");
@@ -194,4 +202,31 @@ fn the_cli_says_plainly_when_no_daemon_runs() {
         message.contains("not running") && message.contains("failover run"),
         "{message}"
     );
+}
+
+#[test]
+fn a_second_controller_refuses_to_start_beside_a_running_one() {
+    if skip_unless_root("a_second_controller_refuses_to_start_beside_a_running_one") {
+        return;
+    }
+    let (_lab, daemon) = start();
+    let bin = failover_tests::daemon::binary().expect("the failover binary");
+    let second = std::process::Command::new("ip")
+        .args(["netns", "exec", Plan::NS_ROUTER])
+        .arg(&bin)
+        .arg("-c")
+        .arg(daemon.config_path())
+        .arg("run")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running a second failover run");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second one exits: {stderr}");
+    assert!(
+        stderr.contains("another `failover run` is running"),
+        "it says why: {stderr}"
+    );
+    let status = daemon.status().expect("the first one still answers");
+    assert_eq!(status.active, "fiber", "{status:?}");
+    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("traffic still flows");
 }

@@ -4,6 +4,7 @@
 //! once. It records every change in the event log and answers the CLI.
 
 mod flows;
+mod instance_lock;
 mod metrics;
 mod outage;
 mod probing;
@@ -89,6 +90,8 @@ struct Daemon {
     calls: mpsc::Receiver<Call>,
     switching: switching::FlowsOnSwitch,
     _server: tokio::task::JoinHandle<()>,
+    /// Held while this controller runs (`instance_lock`).
+    _lock: std::fs::File,
 }
 
 impl Daemon {
@@ -99,6 +102,8 @@ impl Daemon {
                 config.lan.len()
             );
         };
+        // Before anything else: a second controller must not touch the first one's state.
+        let lock = instance_lock::acquire(&config.state_dir)?;
         let start = Instant::now();
         let mut health = Health::new(&config.health, &config.uplinks, start);
         let mut policy = Policy::new(&config.health, &config.uplinks, start);
@@ -185,6 +190,7 @@ impl Daemon {
             samples,
             calls,
             _server: server,
+            _lock: lock,
         })
     }
 
