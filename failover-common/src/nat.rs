@@ -140,8 +140,10 @@ pub struct Lan {
     pub _pad: [u8; 3],
 }
 
-/// A flow as seen from the LAN: the key of the connection-tracking map.
-#[repr(C)]
+/// A flow as seen from the LAN: the key of the connection-tracking map. Aligned to 4 (the
+/// layout is the same): the BPF backend then copies and compares the addresses as whole
+/// words instead of byte by byte, and reads back what it stored without stalling.
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub lan_addr: [u8; 4],
