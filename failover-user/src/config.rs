@@ -370,15 +370,17 @@ pub struct LoggingConfig {
     pub dataplane: DataplaneLog,
 }
 
+/// Discriminants are aya-log's levels (`AYA_LOG_LEVEL`), 0 for none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[repr(u8)]
 pub enum DataplaneLog {
     #[default]
-    Off,
-    Error,
-    Warn,
-    Info,
-    Debug,
+    Off = 0,
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
 }
 
 impl DataplaneLog {
@@ -397,13 +399,7 @@ impl DataplaneLog {
     /// The data plane's `AYA_LOG_LEVEL`: statements above it are skipped in the kernel.
     #[must_use]
     pub fn level(self) -> u8 {
-        match self {
-            Self::Off => 0,
-            Self::Error => 1,
-            Self::Warn => 2,
-            Self::Info => 3,
-            Self::Debug => 4,
-        }
+        self as u8
     }
 }
 

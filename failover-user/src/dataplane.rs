@@ -10,6 +10,8 @@ use failover_common::{
     names, nat,
 };
 
+use crate::config::DataplaneLog;
+
 /// The data plane's ELF object, built by `build.rs` from `failover-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/failover"));
 /// The benchmark's programs (`failover_common::bench`), built from the same crate.
@@ -64,18 +66,19 @@ impl Default for TableSizes {
 
 /// Parses the object and creates its maps, without loading programs or attaching anything.
 pub fn open(sizes: TableSizes) -> Result<Ebpf, DataplaneError> {
-    open_pinned(sizes, None, 0)
+    open_pinned(sizes, None, DataplaneLog::Off)
 }
 
 /// Like [`open`], with every map pinned in `pins` (or, when already pinned there, the pinned
 /// map with its contents, in place of a new one), and the programs' log statements enabled
-/// up to `log_level` (0: none; see `config::DataplaneLog`).
+/// up to `log`.
 pub fn open_pinned(
     sizes: TableSizes,
     pins: Option<&crate::pins::Pins>,
-    log_level: u8,
+    log: DataplaneLog,
 ) -> Result<Ebpf, DataplaneError> {
     let tick = crate::clock::tick_ns().map_err(DataplaneError::Clock)?;
+    let log_level = log.level();
     let mut loader = EbpfLoader::new();
     loader
         .override_global(names::GLOBAL_NS_PER_TICK, &tick, true)

@@ -105,8 +105,8 @@ impl std::str::FromStr for UplinkSpec {
 /// What to load and where.
 #[derive(Clone, Debug)]
 pub struct LoaderSpec {
-    /// The data plane's log level (`config::DataplaneLog::level`; 0: off).
-    pub dataplane_log: u8,
+    /// The data plane's log level.
+    pub dataplane_log: crate::config::DataplaneLog,
     /// Pin maps and links here (the data plane then outlives the process, and a later start
     /// adopts it); `None`: everything goes when the process does.
     pub pins: Option<std::path::PathBuf>,

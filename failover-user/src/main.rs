@@ -190,7 +190,7 @@ fn main() -> anyhow::Result<ExitCode> {
             skb_mode,
         } => {
             let spec = loader::LoaderSpec {
-                dataplane_log: 0,
+                dataplane_log: failover_user::config::DataplaneLog::Off,
                 pins: None,
                 lan,
                 uplinks,

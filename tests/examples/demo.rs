@@ -59,8 +59,7 @@ fn run() -> Result<()> {
     );
 
     step("starting `failover run` in the router (default settings, probes every 100 ms)");
-    let bin = failover_tests::daemon::binary()?;
-    let daemon = DaemonGuard::start_binary(bin, "")?;
+    let daemon = DaemonGuard::start()?;
     stream::wait_for_uplink(HOST, Isp::Fiber, FAILOVER_WAIT).context("traffic on fiber")?;
     print_indented(&daemon.cli(&["status"])?);
     show_whoami();

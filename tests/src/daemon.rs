@@ -45,11 +45,7 @@ impl DaemonGuard {
 
     /// Like [`Self::start`], with `extra` (whole TOML tables) appended to the config.
     pub fn start_with(extra: &str) -> Result<Self> {
-        Self::start_binary(binary()?, extra)
-    }
-
-    /// Like [`Self::start_with`], running the `failover` executable `bin`.
-    pub fn start_binary(bin: PathBuf, extra: &str) -> Result<Self> {
+        let bin = binary()?;
         let dir = fresh_dir()?;
         let text = format!("{}{extra}", config_text(&dir));
         fs::write(dir.join("lab.toml"), text).context("writing the lab config")?;

@@ -17,6 +17,7 @@ use failover_tests::{
     privilege::skip_unless_root,
 };
 use failover_user::{
+    config::DataplaneLog,
     dataplane::{self, TableSizes},
     loader::{self, LoaderSpec, Running, UplinkSpec},
 };
@@ -33,7 +34,7 @@ fn uplink_spec(isp: Isp) -> UplinkSpec {
 /// The returned handle keeps the programs attached; drop it before the lab.
 fn start_dataplane(active: Isp) -> Running {
     let spec = LoaderSpec {
-        dataplane_log: 0,
+        dataplane_log: DataplaneLog::Off,
         pins: None,
         lan: Plan::ROUTER_LAN.name.to_owned(),
         uplinks: Isp::ALL.iter().map(|isp| uplink_spec(*isp)).collect(),

@@ -43,10 +43,7 @@ fn flows_list_a_live_udp_flow_on_its_uplink() {
     let is_stream =
         |f: &FlowEntry| f.proto == "udp" && *f.lan.ip() == Plan::HOST1.ip() && f.remote == server;
 
-    let out = daemon
-        .cli(&["flows", "--uplink", "fiber", "--json"])
-        .expect("flows");
-    let flows: Vec<FlowEntry> = serde_json::from_str(&out).expect("flows --json parses");
+    let flows = flows_on(&daemon, "fiber");
     let flow = flows
         .iter()
         .find(|f| is_stream(f))
@@ -59,12 +56,7 @@ fn flows_list_a_live_udp_flow_on_its_uplink() {
     assert!(flow.idle_secs < 5.0, "{flow:?}");
     assert!(flow.tcp_state.is_none(), "{flow:?}");
 
-    let on_lte: Vec<FlowEntry> = serde_json::from_str(
-        &daemon
-            .cli(&["flows", "--uplink", "lte", "--json"])
-            .expect("flows on lte"),
-    )
-    .expect("flows --json parses");
+    let on_lte = flows_on(&daemon, "lte");
     assert!(!on_lte.iter().any(is_stream), "{on_lte:#?}");
 
     let table = daemon.cli(&["flows"]).expect("flows as a table");
@@ -75,6 +67,14 @@ fn flows_list_a_live_udp_flow_on_its_uplink() {
             .any(|l| l.contains(&lan_end) && l.contains(&server.to_string())),
         "{table}"
     );
+}
+
+/// `failover flows --uplink UPLINK --json`, parsed.
+fn flows_on(daemon: &DaemonGuard, uplink: &str) -> Vec<FlowEntry> {
+    let out = daemon
+        .cli(&["flows", "--uplink", uplink, "--json"])
+        .unwrap_or_else(|e| panic!("flows on {uplink}: {e:#}"));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("flows --json parses: {e}: {out}"))
 }
 
 #[test]

@@ -114,7 +114,7 @@ impl Daemon {
         let first = policy.decide(&health.states(), start);
         let specs = loader_specs(&config);
         let mut running = loader::start(&LoaderSpec {
-            dataplane_log: config.logging.dataplane.level(),
+            dataplane_log: config.logging.dataplane,
             pins: Some(config.pin_dir.clone()),
             lan: lan.clone(),
             uplinks: specs.clone(),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use aya::programs::XdpMode;
 use failover_tests::{lab::Cmd, privilege::skip_unless_root};
 use failover_user::{
+    config::DataplaneLog,
     dataplane::{self, TableSizes},
     loader::{self, LoaderError, LoaderSpec, Running, UplinkSpec},
 };
@@ -18,18 +19,29 @@ use crate::scratch_netns::{LAN_IF, NS};
 /// here as an uplink.
 const UPLINK_IF: &str = "lanpeer";
 
-/// A pin directory of this test's own on the host's BPF filesystem, removed on drop.
+/// Small tables: these tests never forward a packet.
+const TABLES: TableSizes = TableSizes {
+    flows: 1024,
+    bindings: 1024,
+};
+
+/// A pin directory of this test's own on the host's BPF filesystem, removed on creation (a
+/// crashed run's) and on drop.
 struct PinDir(PathBuf);
 
 impl PinDir {
     fn new(name: &str) -> Self {
-        let dir = PathBuf::from(format!(
+        let dir = Self(PathBuf::from(format!(
             "/sys/fs/bpf/failover-test-{name}-{}",
             std::process::id()
-        ));
-        let _ = failover_user::pins::Pins::new(&dir).remove_all();
-        let _ = std::fs::remove_dir_all(&dir);
-        Self(dir)
+        )));
+        dir.remove();
+        dir
+    }
+
+    fn remove(&self) {
+        let _ = failover_user::pins::Pins::new(&self.0).remove_all();
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 
     /// Nothing pinned: the directory is gone or empty.
@@ -40,14 +52,13 @@ impl PinDir {
 
 impl Drop for PinDir {
     fn drop(&mut self) {
-        let _ = failover_user::pins::Pins::new(&self.0).remove_all();
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.remove();
     }
 }
 
 fn spec(pins: &PinDir, uplink_interface: &str) -> LoaderSpec {
     LoaderSpec {
-        dataplane_log: 0,
+        dataplane_log: DataplaneLog::Off,
         pins: Some(pins.0.clone()),
         lan: LAN_IF.to_owned(),
         uplinks: vec![UplinkSpec {
@@ -59,10 +70,7 @@ fn spec(pins: &PinDir, uplink_interface: &str) -> LoaderSpec {
         }],
         active: "wan".to_owned(),
         skb_mode: false,
-        tables: TableSizes {
-            flows: 1024,
-            bindings: 1024,
-        },
+        tables: TABLES,
     }
 }
 
@@ -107,11 +115,7 @@ fn a_failed_attach_removes_the_pins_and_programs_of_the_start() {
     let pins = PinDir::new("taken");
     in_scratch(|scratch| {
         // Another program holds the uplink's XDP hook through a BPF link: ours cannot attach.
-        let mut other = dataplane::open(TableSizes {
-            flows: 1024,
-            bindings: 1024,
-        })
-        .expect("opening a second data plane");
+        let mut other = dataplane::open(TABLES).expect("opening a second data plane");
         dataplane::xdp_program(&mut other, failover_common::names::PROG_MAC_SWAP)
             .expect("loading the other program")
             .attach_to_if_index(scratch.peer_ifindex, XdpMode::Default)

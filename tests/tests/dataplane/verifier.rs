@@ -17,7 +17,7 @@ fn every_program_verifies_within_a_quarter_of_the_limit() {
     if skip_unless_root("every_program_verifies_within_a_quarter_of_the_limit") {
         return;
     }
-    let mut ebpf = dataplane::open_pinned(TableSizes::default(), None, DataplaneLog::Debug.level())
+    let mut ebpf = dataplane::open_pinned(TableSizes::default(), None, DataplaneLog::Debug)
         .expect("opening the data plane object");
     let names: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
     assert!(names.len() >= 3, "expected every program, found {names:?}");
