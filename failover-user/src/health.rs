@@ -316,6 +316,16 @@ impl Health {
         self.evaluate_uplink(uplink, now)
     }
 
+    /// Starts `uplink` `Down` (an adopted data plane had taken it out): like any recovery, it
+    /// is `Up` only after `up_after` of answers without a gap.
+    pub fn seed_down(&mut self, uplink: usize, cause: &str, now: Instant) {
+        let up = &mut self.uplinks[uplink];
+        if up.state != State::Down {
+            self.transition(uplink, State::Down, cause.to_owned(), now);
+        }
+        self.uplinks[uplink].healthy_since = None;
+    }
+
     /// Whether the kernel has resolved the gateway's MAC address (evidence for the log).
     pub fn gateway_mac_known(&mut self, uplink: usize, known: bool) {
         self.uplinks[uplink].gateway_mac_known = Some(known);

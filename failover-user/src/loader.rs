@@ -163,6 +163,12 @@ pub struct Running {
     uplinks: Vec<(String, u32)>,
     /// Each uplink's probe path as found at start (in the order of the spec).
     pub paths: Vec<Result<ProbePath, PathError>>,
+    /// Each uplink as the kernel describes it at start (`usable`: carrier and a resolved
+    /// gateway), before any health verdict: what the controller builds its intent on.
+    pub described: Vec<Uplink>,
+    /// Whether each uplink's slot lets flows use it now: the kernel's view, and on adoption
+    /// also the earlier controller's verdict, which stands until the probes have their own.
+    pub usable: Vec<bool>,
     /// A data plane left running by an earlier controller was taken over.
     pub adopted: bool,
     pins: Option<Pins>,
@@ -284,6 +290,8 @@ async fn load(
     dataplane::set_lan(&mut ebpf, lan)?;
     let mut uplinks = Vec::new();
     let mut paths = Vec::new();
+    let mut described = Vec::new();
+    let mut usable = Vec::new();
     for (slot, spec_uplink) in (0u32..).zip(&spec.uplinks) {
         let (uplink, path) =
             describe_uplink(netlink, spec_uplink, NEIGHBOUR_PATIENCE_AT_START).await?;
@@ -298,15 +306,17 @@ async fn load(
             ),
             Err(problem) => warn!(uplink = %spec_uplink.name, %problem, "uplink not usable yet"),
         }
-        let mut uplink = uplink;
+        let mut entry = uplink;
         if adopted {
             // The running data plane's verdict on the uplink stands until the controller's
             // probes have a verdict of their own.
-            uplink.usable &= dataplane::uplink(&ebpf, slot)?.usable;
+            entry.usable &= dataplane::uplink(&ebpf, slot)?.usable;
         }
-        dataplane::set_uplink(&mut ebpf, slot, uplink)?;
+        dataplane::set_uplink(&mut ebpf, slot, entry)?;
         uplinks.push((spec_uplink.name.clone(), slot));
         paths.push(path);
+        described.push(uplink);
+        usable.push(entry.usable != 0);
     }
     if adopted {
         info!(pins = %spec.pins.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(), "adopted the running data plane: its programs, NAT table and active uplink stay");
@@ -314,6 +324,8 @@ async fn load(
             ebpf,
             uplinks,
             paths,
+            described,
+            usable,
             adopted: true,
             pins,
             _links: Vec::new(),
@@ -335,6 +347,8 @@ async fn load(
         ebpf,
         uplinks,
         paths,
+        described,
+        usable,
         adopted: false,
         pins,
         _links: links,

@@ -126,6 +126,9 @@ struct Member {
     state: State,
     /// Since when the uplink has been `Up` without a break.
     up_since: Option<Instant>,
+    /// Counted as held up since before start (a fresh start, nothing to hold down); cleared
+    /// when the uplink leaves `Up`, and by [`Policy::adopt`] for uplinks it must hold down.
+    held_at_start: bool,
     damping: Damping,
 }
 
@@ -134,7 +137,6 @@ struct Member {
 pub struct Policy {
     config: HealthConfig,
     members: Vec<Member>,
-    started: Instant,
     active: Option<usize>,
     forced: Option<Override>,
     /// Uplinks failed back from with `failback = "move"`, and when.
@@ -159,13 +161,13 @@ impl Policy {
                 drain: u.drain,
                 state: State::Up,
                 up_since: Some(start),
+                held_at_start: true,
                 damping: Damping::new(start),
             })
             .collect();
         Self {
             config: config.clone(),
             members,
-            started: start,
             active: None,
             forced: None,
             draining: Vec::new(),
@@ -176,6 +178,30 @@ impl Policy {
     #[must_use]
     pub fn uplink(&self, name: &str) -> Option<usize> {
         self.members.iter().position(|m| m.name == name)
+    }
+
+    /// Takes over the decisions of a data plane left running by an earlier controller:
+    /// `active` carries new flows, and every uplink preferred to it serves a whole hold-down
+    /// from `now` (its health as seeded in `states`) before it is failed back to — the
+    /// earlier controller's hold-down or outage is not known, so it is assumed just begun.
+    /// Unless an operator's override explains `active`, a backup with `failback = "move"`
+    /// drains from `now`: flows it still carries are moved after its `drain`.
+    pub fn adopt(&mut self, active: usize, states: &[State], now: Instant) {
+        assert_eq!(states.len(), self.members.len(), "one state per uplink");
+        let priority = self.members[active].priority;
+        let forced = self.forced.is_some();
+        self.draining.clear();
+        for (index, (member, &state)) in self.members.iter_mut().zip(states).enumerate() {
+            member.state = state;
+            member.up_since = (state == State::Up).then_some(now);
+            if member.priority < priority && !forced {
+                member.held_at_start = false;
+            }
+            if member.priority > priority && member.failback == FailbackMode::Move && !forced {
+                self.draining.push((index, now));
+            }
+        }
+        self.active = Some(active);
     }
 
     /// Forces `name` until `until` (or [`Policy::auto`]).
@@ -222,6 +248,7 @@ impl Policy {
             }
             member.damping.refresh(now, &self.config);
             member.up_since = (state == State::Up).then(|| member.up_since.unwrap_or(now));
+            member.held_at_start &= state == State::Up;
             member.state = state;
         }
         let override_expired = self
@@ -298,7 +325,7 @@ impl Policy {
         let still = self.config.hold_down.saturating_sub(self.config.up_after);
         !m.damping.suppressed
             && m.up_since
-                .is_some_and(|since| since == self.started || now.duration_since(since) >= still)
+                .is_some_and(|since| m.held_at_start || now.duration_since(since) >= still)
     }
 
     fn balance(&self, active: usize, now: Instant) -> Vec<(usize, u32)> {
@@ -604,5 +631,101 @@ mod tests {
                     .is_empty()
             );
         }
+    }
+
+    /// Restarts (the daemon adopting its own data plane) during an outage, a hold-down, an
+    /// override and a drain: the hold-down is served after the heal, never skipped.
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_during_an_outage_fails_back_only_after_the_hold_down() {
+        let mut sim = Sim::new(fiber_and_lte(), 31);
+        let h = sim.config.health.clone();
+        sim.run_for(secs(5)).await;
+        sim.links[FIBER].gateway = false;
+        sim.run_for(secs(5)).await;
+        assert_eq!(sim.decision.active, LTE);
+        sim.restart();
+        assert_eq!(sim.state(FIBER), Down, "taken out before: starts down");
+        sim.run_for(secs(5)).await;
+        assert_eq!(
+            sim.decision.active, LTE,
+            "no failback while fiber is still dead"
+        );
+        sim.links[FIBER].gateway = true;
+        let took = sim
+            .run_until(h.hold_down + secs(5), |s| s.decision.active == FIBER)
+            .await
+            .expect("fails back");
+        assert!(took >= h.hold_down, "failback {took:?} after the heal");
+        assert!(took <= h.hold_down + secs(1), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_during_a_hold_down_restarts_it() {
+        let mut sim = Sim::new(fiber_and_lte(), 32);
+        let h = sim.config.health.clone();
+        sim.run_for(secs(5)).await;
+        sim.links[FIBER].gateway = false;
+        sim.run_for(secs(5)).await;
+        sim.links[FIBER].gateway = true;
+        sim.run_for(secs(10)).await;
+        assert_eq!(sim.state(FIBER), Up);
+        assert_eq!(sim.decision.active, LTE, "in the hold-down");
+        sim.restart();
+        let took = sim
+            .run_until(h.hold_down + secs(5), |s| s.decision.active == FIBER)
+            .await
+            .expect("fails back");
+        assert!(
+            took >= h.hold_down.saturating_sub(h.up_after),
+            "a restart must not cut the hold-down short: {took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_keeps_an_override_and_auto_returns_at_once() {
+        let mut sim = Sim::new(fiber_and_lte(), 33);
+        sim.run_for(secs(5)).await;
+        sim.policy.switch("lte", None).expect("lte exists");
+        sim.run_for(secs(1)).await;
+        assert_eq!(sim.decision.active, LTE);
+        sim.restart();
+        sim.run_for(secs(5)).await;
+        assert_eq!(sim.decision.active, LTE, "the override survives");
+        sim.policy.auto();
+        let took = sim
+            .run_until(secs(2), |s| s.decision.active == FIBER)
+            .await
+            .expect("fiber was healthy throughout");
+        assert!(took <= secs(1), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_during_a_drain_still_moves_the_flows() {
+        let mut config = fiber_and_lte();
+        config.uplinks[LTE].failback = config::FailbackMode::Move;
+        config.uplinks[LTE].drain = secs(20);
+        let mut sim = Sim::new(config, 34);
+        let h = sim.config.health.clone();
+        sim.run_for(secs(5)).await;
+        sim.links[FIBER].gateway = false;
+        sim.run_for(secs(5)).await;
+        sim.links[FIBER].gateway = true;
+        sim.run_until(h.hold_down + secs(5), |s| s.decision.active == FIBER)
+            .await
+            .expect("fails back");
+        sim.run_for(secs(5)).await;
+        assert!(sim.moved.is_empty(), "still draining");
+        sim.restart();
+        let restarted = Instant::now();
+        sim.run_until(secs(25), |s| !s.moved.is_empty())
+            .await
+            .expect("the drain ends after the restart too");
+        let (at, uplink) = sim.moved[0];
+        assert_eq!(uplink, LTE);
+        assert!(
+            at.duration_since(restarted) >= secs(20),
+            "a whole drain after the restart"
+        );
+        assert_eq!(sim.decision.active, FIBER);
     }
 }

@@ -127,6 +127,40 @@ impl Sim {
         }
     }
 
+    /// A controller restart that adopts the running data plane, in the daemon's order: fresh
+    /// health and policy (an operator's override survives, as the daemon restores it), a first
+    /// decision, uplinks the data plane had taken out (health `Down`) seeded down, then the
+    /// data plane's active uplink adopted. Probes in flight die with the old process.
+    pub fn restart(&mut self) {
+        let now = Instant::now();
+        let forced = self
+            .policy
+            .forced()
+            .map(|o| (self.config.uplinks[o.uplink].name.clone(), o.until));
+        let taken_out: Vec<bool> = self
+            .health
+            .states()
+            .iter()
+            .map(|&s| s == State::Down)
+            .collect();
+        self.health = Health::new(&self.config.health, &self.config.uplinks, now);
+        self.policy = Policy::new(&self.config.health, &self.config.uplinks, now);
+        if let Some((name, until)) = forced {
+            self.policy
+                .switch(&name, until)
+                .expect("the override names an uplink");
+        }
+        self.policy.decide(&self.health.states(), now);
+        for (uplink, _) in taken_out.iter().enumerate().filter(|(_, out)| **out) {
+            self.health
+                .seed_down(uplink, "not usable in the adopted data plane", now);
+        }
+        self.policy
+            .adopt(self.decision.active, &self.health.states(), now);
+        self.in_flight.clear();
+        self.next_probe.fill(now);
+    }
+
     /// A carrier change, reported at once as netlink would.
     pub fn set_carrier(&mut self, uplink: usize, up: bool) {
         let now = Instant::now();

@@ -15,6 +15,8 @@ use failover_tests::{
 };
 
 const HOST: &str = Plan::NS_HOST1;
+/// The hold-down of the restart-during-an-outage test (`[health] hold_down`).
+const HOLD_DOWN: Duration = Duration::from_secs(6);
 /// A restart that adopts the data plane interrupts nothing; this leaves room for a slow echo.
 const MAX_GAP: Duration = Duration::from_millis(500);
 
@@ -122,4 +124,61 @@ fn detach_leaves_no_program_or_pin() {
         "{} removed",
         daemon.pin_dir().display()
     );
+}
+
+/// A restart during an outage (fiber's gateway silent, lte carrying): the new controller
+/// adopts the data plane, keeps lte, and when fiber heals fails back only after the
+/// hold-down, to a fiber the data plane really uses (the bug: status said fiber while every
+/// new flow was passed to the kernel as `no-uplink`). Once with SIGTERM, once with kill -9.
+#[test]
+fn a_restart_during_an_outage_fails_back_after_the_hold_down_to_a_working_fiber() {
+    if skip_unless_root(
+        "a_restart_during_an_outage_fails_back_after_the_hold_down_to_a_working_fiber",
+    ) {
+        return;
+    }
+    for kill in [false, true] {
+        let lab = LabGuard::up().expect("building the lab");
+        let mut daemon = DaemonGuard::start_with("[health]\nhold_down = \"6s\"\n")
+            .expect("starting failover run");
+        stream::wait_for_uplink(HOST, Isp::Fiber, Duration::from_secs(15)).expect("fiber carries");
+        lab::fault(Isp::Fiber, lab::Fault::GatewaySilent).expect("silencing fiber's gateway");
+        stream::wait_for_uplink(HOST, Isp::Lte, Duration::from_secs(15)).expect("moved to lte");
+        if kill {
+            daemon.kill_and_restart().expect("kill -9, then start");
+        } else {
+            daemon.restart().expect("SIGTERM, then start");
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let status = daemon.status().expect("status");
+        assert_eq!(
+            status.active, "lte",
+            "still on lte after the restart: {status:?}"
+        );
+        assert_eq!(
+            stream::whoami_isp(HOST),
+            Some(Isp::Lte),
+            "new flows still get out through lte"
+        );
+        let healed = std::time::Instant::now();
+        lab::heal(Isp::Fiber).expect("healing fiber");
+        let back = stream::wait_for_uplink(HOST, Isp::Fiber, HOLD_DOWN + Duration::from_secs(15))
+            .expect("new flows through fiber again after the failback");
+        assert!(
+            back - healed >= HOLD_DOWN,
+            "failed back {:?} after the heal, before the {HOLD_DOWN:?} hold-down (kill -9: {kill})",
+            back - healed
+        );
+        let status = daemon.status().expect("status");
+        assert_eq!(status.active, "fiber", "{status:?}");
+        for _ in 0..3 {
+            assert_eq!(
+                stream::whoami_isp(HOST),
+                Some(Isp::Fiber),
+                "every new flow gets out through the fiber the status reports (kill -9: {kill})"
+            );
+        }
+        drop(daemon);
+        drop(lab);
+    }
 }

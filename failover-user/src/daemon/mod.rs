@@ -143,10 +143,8 @@ impl Daemon {
                 &config.health,
                 &sample_tx,
             );
-            let described = dataplane::uplink(running.ebpf(), slot)?;
             let carrier = netlink.link(&spec.interface).await.is_ok_and(|l| l.carrier);
-            health.carrier(index, carrier, start);
-            health.gateway_mac_known(index, described.gateway_mac != [0; 6]);
+            let (described, usable) = start_view(&running, &mut health, index, carrier, start);
             uplinks.push(Managed {
                 spec,
                 described,
@@ -154,13 +152,18 @@ impl Daemon {
                 path: None,
                 routes: UplinkRoutes::new(slot),
                 probes,
-                usable: described.usable != 0,
+                usable,
             });
             let managed = uplinks.last_mut().expect("just pushed");
             set_path(&netlink, managed, path).await;
         }
-        let (active, settle_until) =
-            initial_active(&mut running, &config, uplinks.len(), first.active, start)?;
+        let (active, settle_until) = initial_active(
+            &mut running,
+            &config,
+            (&health, &mut policy),
+            first.active,
+            start,
+        )?;
         // An empty balance differs from any decision: the first tick writes the real one.
         let (call_tx, calls) = mpsc::channel(16);
         crate::metrics::spawn(config.metrics.listen, &call_tx);
@@ -645,6 +648,26 @@ fn forward_dataplane_log(running: &mut Running) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Uplink `index` at start: the kernel's description (never the data plane's entry: an
+/// adopted slot taken out by the earlier controller must not read as one the kernel calls
+/// unusable) and whether the data plane lets flows use it; health learns the carrier, the
+/// gateway MAC and, for a slot taken out, that it must prove itself healthy again.
+fn start_view(
+    running: &Running,
+    health: &mut Health,
+    index: usize,
+    carrier: bool,
+    start: Instant,
+) -> (Uplink, bool) {
+    let (described, usable) = (running.described[index], running.usable[index]);
+    health.carrier(index, carrier, start);
+    health.gateway_mac_known(index, described.gateway_mac != [0; 6]);
+    if running.adopted && !usable {
+        health.seed_down(index, "not usable in the adopted data plane", start);
+    }
+    (described, usable)
+}
+
 /// What the loader needs of each uplink.
 fn loader_specs(config: &Config) -> Vec<UplinkSpec> {
     config
@@ -661,15 +684,17 @@ fn loader_specs(config: &Config) -> Vec<UplinkSpec> {
 }
 
 /// The active uplink at start: the adopted data plane's, whose decisions then stand until the
-/// returned instant (the probes need that long for a verdict of their own); else the
-/// policy's first choice, written now.
+/// returned instant (the probes need that long for a verdict of their own), and which the
+/// policy takes as its own (so a failback waits for the hold-down); else the policy's first
+/// choice, written now.
 fn initial_active(
     running: &mut Running,
     config: &Config,
-    uplinks: usize,
+    (health, policy): (&Health, &mut Policy),
     first: usize,
     start: Instant,
 ) -> anyhow::Result<(usize, Option<Instant>)> {
+    let uplinks = config.uplinks.len();
     if !running.adopted {
         running.set_active(&config.uplinks[first].name)?;
         return Ok((first, None));
@@ -680,10 +705,9 @@ fn initial_active(
         .gateway_down_after
         .max(config.health.targets_down_after)
         + config.health.interval;
-    Ok((
-        if pinned < uplinks { pinned } else { first },
-        Some(start + settle),
-    ))
+    let active = if pinned < uplinks { pinned } else { first };
+    policy.adopt(active, &health.states(), start);
+    Ok((active, Some(start + settle)))
 }
 
 /// Points the uplink's probes and probe routes at `path` (its address or gateway changed).
