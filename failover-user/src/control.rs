@@ -161,14 +161,10 @@ pub async fn request(socket: &Path, request: &Request) -> Result<Response, Contr
 /// Listens on `socket` (replacing a stale one, mode 0600 in a 0700 directory) and hands each
 /// request to `calls`; the daemon answers through the enclosed channel.
 pub fn serve(socket: &Path, calls: mpsc::Sender<Call>) -> io::Result<tokio::task::JoinHandle<()>> {
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
+        private_dir(dir)?;
     }
-    match std::fs::remove_file(socket) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
+    remove_stale_socket(socket)?;
     let listener = UnixListener::bind(socket)?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
     Ok(tokio::spawn(async move {
@@ -205,6 +201,47 @@ async fn answer(stream: UnixStream, calls: mpsc::Sender<Call>) -> io::Result<()>
     let mut out = serde_json::to_vec(&response).map_err(io::Error::other)?;
     out.push(b'\n');
     write.write_all(&out).await
+}
+
+/// The socket's directory: created private (0700) when missing; an existing one is used as
+/// it is (its permissions are not ours to change) unless others may write to it, where
+/// anyone could put their own socket in the CLI's way.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(io::Error::other(format!(
+            "{} is not a directory: choose another `[control] socket`",
+            dir.display()
+        ))),
+        Ok(meta) if meta.permissions().mode() & 0o022 != 0 => Err(io::Error::other(format!(
+            "{} is writable by other users (mode {:o}): the control socket needs a directory \
+             only root can write to, e.g. the default /run/failover (set `[control] socket`)",
+            dir.display(),
+            meta.permissions().mode() & 0o7777
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::DirBuilder::new().mode(0o700).create(dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a socket left by an earlier run; anything else at the path is refused, not deleted.
+fn remove_stale_socket(socket: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(socket),
+        Ok(_) => Err(io::Error::other(format!(
+            "{} exists and is not a socket: remove it or choose another `[control] socket`",
+            socket.display()
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -251,5 +288,57 @@ mod tests {
         let error = request(&missing, &Request::Status).await.unwrap_err();
         assert!(matches!(error, ControlError::NotRunning(_)), "{error}");
         assert!(error.to_string().contains("not running"));
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("fo-control-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[tokio::test]
+    async fn the_socket_directory_is_created_private_and_an_existing_one_is_left_alone() {
+        let base = scratch("dirs");
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let created = base.join("run/failover");
+        let server = serve(&created.join("control.sock"), tx.clone()).unwrap();
+        server.abort();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&created), 0o700, "a missing directory is made private");
+        let server = serve(&base.join("control.sock"), tx.clone()).unwrap();
+        server.abort();
+        assert_eq!(mode(&base), 0o755, "an existing directory keeps its mode");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_directory_others_can_write_to_is_refused_and_keeps_its_mode() {
+        let base = scratch("shared");
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let error = serve(&base.join("failover.sock"), tx).unwrap_err();
+        assert!(
+            error.to_string().contains("writable by other users"),
+            "{error}"
+        );
+        let mode = std::fs::metadata(&base).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o1777, "never chmod a directory we do not own");
+        assert!(!base.join("failover.sock").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_in_the_sockets_place_is_refused_not_deleted() {
+        let base = scratch("file");
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let path = base.join("control.sock");
+        std::fs::write(&path, "keep me").unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let error = serve(&path, tx).unwrap_err();
+        assert!(error.to_string().contains("not a socket"), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
