@@ -53,6 +53,9 @@ pub const MAPS: [&str; 11] = [
 /// clock is `jiffies * FO_NS_PER_TICK`: reading jiffies costs a fraction of a clock read.
 pub const GLOBAL_NS_PER_TICK: &str = "FO_NS_PER_TICK";
 
+/// The nftables table (family `ip`) of the kernel-side leak guard and safety-net NAT.
+pub const NFT_TABLE: &str = "failover";
+
 /// Directory under the BPF filesystem where maps and program links are pinned by default.
 pub const PIN_DIR: &str = "/sys/fs/bpf/failover";
 

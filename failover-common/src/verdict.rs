@@ -25,11 +25,12 @@ pub enum Reason {
     TtlExpiring = 8,
     /// A protocol the data plane does not translate (GRE, ESP, ICMP other than echo, ...).
     UnsupportedProtocol = 9,
-    /// No uplink is usable.
+    /// No uplink is usable: dropped (passed, it would leave untranslated by the kernel's
+    /// default route).
     NoUplink = 10,
-    /// The uplink's gateway MAC is not known yet (the controller resolves it).
+    /// The uplink's gateway MAC is not known yet (the controller resolves it): dropped.
     NoGatewayMac = 11,
-    /// No free external port in the uplink's range after the allowed probes.
+    /// No free external port in the uplink's range after the allowed probes: dropped.
     PortsExhausted = 12,
     /// On an uplink, for a port with no mapping: the router's own traffic.
     NoMapping = 13,

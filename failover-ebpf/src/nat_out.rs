@@ -15,6 +15,14 @@ use crate::{
     transport::{self, icmp_type},
 };
 
+/// A LAN packet that should leave translated but cannot (no usable uplink, no gateway MAC,
+/// no free port): dropped, never passed, since the kernel would route it out of its own
+/// default route with the LAN source. The host retries; the reason counts what was stopped.
+#[inline(always)]
+fn drop_untranslated(reason: Reason) -> u32 {
+    verdict(xdp_action::XDP_DROP, reason)
+}
+
 /// The verdict for the packet, or the reason it is left to the kernel.
 #[inline(always)]
 pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
@@ -62,13 +70,14 @@ pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
         }
         Err(Reason::PortsExhausted) => {
             warn!(ctx, "no free external port for {:i}", key.lan_addr);
-            return Err(Reason::PortsExhausted);
+            return Ok(drop_untranslated(Reason::PortsExhausted));
         }
-        other => other?,
+        Err(reason) => return Ok(drop_untranslated(reason)),
+        Ok(steering) => steering,
     };
     let uplink = steering.uplink;
     if uplink.gateway_mac == [0; 6] {
-        return Err(Reason::NoGatewayMac);
+        return Ok(drop_untranslated(Reason::NoGatewayMac));
     }
     transport::set_addr(ip, &l4, true, uplink.addr);
     l4.set_port(l4.src_port, steering.ext_port);

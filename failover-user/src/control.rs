@@ -89,6 +89,10 @@ pub struct StatusReport {
     pub uplinks: Vec<UplinkReport>,
     /// Far targets answering on no uplink, with the reason.
     pub suspect_targets: Vec<String>,
+    /// LAN packets the data plane dropped because they could not leave translated (no
+    /// usable uplink, no gateway MAC, no free port).
+    #[serde(default)]
+    pub untranslated_dropped: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +114,12 @@ pub struct UplinkReport {
     pub bytes_out: u64,
     pub packets_in: u64,
     pub bytes_in: u64,
+    /// LAN packets the kernel's safety net masqueraded on this uplink (fragments, ESP, ...)
+    /// and those the leak guard dropped; `None` when the guard's table is unreadable.
+    #[serde(default)]
+    pub guard_masqueraded: Option<u64>,
+    #[serde(default)]
+    pub guard_dropped: Option<u64>,
 }
 
 /// A request with the way back to its connection.

@@ -15,11 +15,13 @@ use failover_common::{
     names,
     nat::{self, Lan, Policy, Uplink},
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     dataplane::{self, DataplaneError, TableSizes},
+    kernel_guard::{self, GuardCounter, GuardSpec, KernelGuard},
     netlink::{Netlink, NetlinkError},
+    nftables::NftError,
     pins::{PinError, Pins},
     probe::{PathError, ProbePath},
 };
@@ -79,18 +81,7 @@ impl std::str::FromStr for UplinkSpec {
                         return Err(format!("mss {}: must be between 536 and 9000", spec.mss));
                     }
                 }
-                "ports" => {
-                    let range = value
-                        .split_once('-')
-                        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-                        .filter(|(a, b): &(u16, u16)| 1 <= *a && a <= b)
-                        .ok_or_else(|| {
-                            format!(
-                                "ports `{value}`: expected MIN-MAX with 1 <= MIN <= MAX <= 65535"
-                            )
-                        })?;
-                    spec.ports = range;
-                }
+                "ports" => spec.ports = crate::config::parse_port_range(value)?,
                 _ => {
                     return Err(format!(
                         "unknown uplink option `{key}` (known: gateway, mss, ports)"
@@ -155,6 +146,22 @@ pub enum LoaderError {
     System(&'static str, std::io::Error),
     #[error(transparent)]
     Pins(#[from] PinError),
+    #[error(
+        "uplink `{uplink}`: port range {min}-{max} overlaps {}-{}, the ports of the kernel's safety-net NAT \
+         (fragments, ESP, GRE); keep it below {}",
+        kernel_guard::SAFETY_NET_PORTS.0, kernel_guard::SAFETY_NET_PORTS.1, kernel_guard::SAFETY_NET_PORTS.0
+    )]
+    SafetyNetOverlap { uplink: String, min: u16, max: u16 },
+    #[error(
+        "{doing} the leak guard (nftables table `ip {}`) failed: {source} \
+         (the kernel needs nf_tables with nat and masquerade: nft_chain_nat, nft_masq)",
+        names::NFT_TABLE
+    )]
+    Guard {
+        doing: &'static str,
+        #[source]
+        source: NftError,
+    },
 }
 
 /// The loaded, attached data plane. Dropping it detaches the programs.
@@ -172,8 +179,22 @@ pub struct Running {
     /// A data plane left running by an earlier controller was taken over.
     pub adopted: bool,
     pins: Option<Pins>,
+    /// The leak guard: removed with an unpinned data plane when this is dropped, kept with a
+    /// pinned one until it is detached.
+    guard: Option<KernelGuard>,
     /// Links of an unpinned data plane: dropping them detaches it.
     _links: Vec<XdpLinkId>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.pins.is_none()
+            && let Some(guard) = self.guard.take()
+            && let Err(e) = guard.remove()
+        {
+            warn!(error = %e, "removing the leak guard failed");
+        }
+    }
 }
 
 impl Running {
@@ -214,13 +235,35 @@ impl Running {
         &mut self.ebpf
     }
 
-    /// Detaches the data plane now, pinned or not, and removes its pins.
-    pub fn detach(self) -> Result<(), LoaderError> {
+    /// The leak guard's counters (empty if the table was removed behind our back).
+    pub fn guard_counters(&self) -> Result<Vec<GuardCounter>, LoaderError> {
+        match &self.guard {
+            Some(guard) => guard.counters().map_err(guard_error("reading")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Detaches the data plane now, pinned or not, and removes its pins and its leak guard.
+    pub fn detach(mut self) -> Result<(), LoaderError> {
         if let Some(pins) = &self.pins {
             pins.remove_all()?;
         }
+        if let Some(guard) = self.guard.take() {
+            guard.remove().map_err(guard_error("removing"))?;
+        }
         Ok(())
     }
+}
+
+/// Detaches the pinned data plane of this network namespace: its programs and maps, and the
+/// leak guard that came with them (`failover detach`, a controller told to detach on exit).
+pub fn remove_dataplane(pins: &Pins) -> Result<(), LoaderError> {
+    pins.remove_all()?;
+    kernel_guard::remove().map_err(guard_error("removing"))
+}
+
+fn guard_error(doing: &'static str) -> impl FnOnce(NftError) -> LoaderError {
+    move |source| LoaderError::Guard { doing, source }
 }
 
 /// Loads and attaches the data plane as `spec` says.
@@ -252,6 +295,13 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
         _pad: [0; 3],
     };
     prepare_kernel(&spec.uplinks)?;
+    // Before any program is attached, so that from the first packet on nothing leaks.
+    let guard = KernelGuard::install(&GuardSpec {
+        lan_net: lan.net,
+        lan_prefix_len: prefix_len,
+        interfaces: spec.uplinks.iter().map(|u| u.interface.clone()).collect(),
+    })
+    .map_err(guard_error("installing"))?;
     let pins = spec.pins.as_deref().map(Pins::new);
     let wanted: Vec<(&'static str, String)> =
         std::iter::once((names::PROG_LAN_INGRESS, spec.lan.clone()))
@@ -261,19 +311,37 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
                     .map(|u| (names::PROG_UPLINK_INGRESS, u.interface.clone())),
             )
             .collect();
-    let adopted = adopt_or_prepare(pins.as_ref(), &wanted)?;
-    let loaded = load(spec, &netlink, lan, active, pins.clone(), adopted, &wanted).await;
-    if loaded.is_err()
-        && !adopted
-        && let Some(pins) = &pins
-    {
-        // Pinned by this start: a failed start leaves nothing behind. An adopted data plane
-        // keeps forwarding, as it did before.
-        if let Err(e) = pins.remove_all() {
-            warn!(error = %e, "removing the pins of a failed start failed");
+    let adopted = match adopt_or_prepare(pins.as_ref(), &wanted) {
+        Ok(adopted) => adopted,
+        Err(e) => {
+            remove_failed_guard(guard);
+            return Err(e);
+        }
+    };
+    match load(spec, &netlink, lan, active, pins.clone(), adopted, &wanted).await {
+        Ok(mut running) => {
+            running.guard = Some(guard);
+            Ok(running)
+        }
+        // An adopted data plane keeps forwarding, as it did before, and keeps its guard.
+        Err(e) if adopted => Err(e),
+        Err(e) => {
+            // Set up by this start: a failed start leaves nothing behind.
+            if let Some(pins) = &pins
+                && let Err(e) = pins.remove_all()
+            {
+                warn!(error = %e, "removing the pins of a failed start failed");
+            }
+            remove_failed_guard(guard);
+            Err(e)
         }
     }
-    loaded
+}
+
+fn remove_failed_guard(guard: KernelGuard) {
+    if let Err(e) = guard.remove() {
+        warn!(error = %e, "removing the leak guard of a failed start failed");
+    }
 }
 
 /// Opens (or adopts) the maps, describes the uplinks into them and attaches the programs.
@@ -328,6 +396,7 @@ async fn load(
             usable,
             adopted: true,
             pins,
+            guard: None,
             _links: Vec::new(),
         });
     }
@@ -351,6 +420,7 @@ async fn load(
         usable,
         adopted: false,
         pins,
+        guard: None,
         _links: links,
     })
 }
@@ -513,6 +583,13 @@ fn check_port_ranges(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
         return Ok(());
     };
     for u in uplinks {
+        if kernel_guard::overlaps_safety_net(u.ports) {
+            return Err(LoaderError::SafetyNetOverlap {
+                uplink: u.name.clone(),
+                min: u.ports.0,
+                max: u.ports.1,
+            });
+        }
         if u.ports.0 <= kmax && kmin <= u.ports.1 {
             return Err(LoaderError::PortRangeOverlap {
                 uplink: u.name.clone(),
@@ -527,29 +604,25 @@ fn check_port_ranges(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
 }
 
 /// Turns on IPv4 forwarding (the FIB lookup and the kernel's fallback path need it) and warns
-/// about kernel masquerade on managed uplinks, which would take ports the data plane hands out.
+/// about others' kernel masquerade on managed uplinks, which would take ports the data plane
+/// hands out.
 fn prepare_kernel(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         .map_err(|e| LoaderError::System("enabling net.ipv4.ip_forward", e))?;
     info!(
         "net.ipv4.ip_forward set to 1: the data plane's FIB lookups and the kernel fallback path need it"
     );
-    if let Ok(out) = std::process::Command::new("nft")
-        .args(["list", "ruleset"])
-        .output()
-    {
-        let ruleset = String::from_utf8_lossy(&out.stdout);
-        for u in uplinks {
-            if ruleset.lines().any(|l| {
-                l.contains("masquerade")
-                    && (l.contains(&format!("\"{}\"", u.interface)) || !l.contains("oif"))
-            }) {
-                warn!(
-                    interface = %u.interface,
-                    "an nftables masquerade rule may apply to this uplink: the data plane translates its flows itself; \
-                     remove the rule for managed uplinks (see README, \"Running it on a router\")"
-                );
-            }
+    for u in uplinks {
+        match kernel_guard::foreign_masquerade(&u.interface) {
+            Ok(tables) if !tables.is_empty() => warn!(
+                interface = %u.interface,
+                tables = %tables.join(", "),
+                "an nftables masquerade rule of these tables may apply to this uplink: the data plane translates its \
+                 flows itself, and the leak guard's safety net runs first; remove the rule for managed uplinks \
+                 (see README, \"Running it on a router\")"
+            ),
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "reading the nftables ruleset"),
         }
     }
     Ok(())

@@ -251,8 +251,12 @@ fn detach(config_path: &Path) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let pins = failover_user::pins::Pins::new(&config.pin_dir);
-    pins.remove_all()?;
-    println!("data plane detached; {} removed", pins.dir().display());
+    failover_user::loader::remove_dataplane(&pins)?;
+    println!(
+        "data plane detached; {} and the leak guard (nftables table ip {}) removed",
+        pins.dir().display(),
+        failover_common::names::NFT_TABLE
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -372,6 +376,26 @@ fn status_table(status: &control::StatusReport) -> String {
     for suspect in &status.suspect_targets {
         let _ = writeln!(out, "suspect target: {suspect}");
     }
+    let guard: Vec<String> = status
+        .uplinks
+        .iter()
+        .filter_map(|u| {
+            Some(format!(
+                "{} {} masqueraded, {} dropped",
+                u.name, u.guard_masqueraded?, u.guard_dropped?
+            ))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "leak guard: {}; untranslatable LAN packets dropped by the data plane: {}",
+        if guard.is_empty() {
+            "not readable".to_owned()
+        } else {
+            guard.join(", ")
+        },
+        status.untranslated_dropped
+    );
     out
 }
 
@@ -438,14 +462,17 @@ mod tests {
             bytes_out: 3 << 20,
             packets_in: 2000,
             bytes_in: 512,
+            guard_masqueraded: Some(3),
+            guard_dropped: Some(0),
         };
         let table = super::status_table(&failover_user::control::StatusReport {
             active: "fiber".to_owned(),
             forced: None,
             uplinks: vec![uplink],
             suspect_targets: Vec::new(),
+            untranslated_dropped: 4,
         });
-        let [header, row] = table.lines().collect::<Vec<_>>()[..] else {
+        let [header, row, guard] = table.lines().collect::<Vec<_>>()[..] else {
             panic!("{table}")
         };
         for column in ["PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN"] {
@@ -455,6 +482,10 @@ mod tests {
         assert!(
             row.ends_with("1000    3.0 MiB        2000      512 B"),
             "{row}"
+        );
+        assert_eq!(
+            guard,
+            "leak guard: fiber 3 masqueraded, 0 dropped; untranslatable LAN packets dropped by the data plane: 4"
         );
     }
 

@@ -4,6 +4,7 @@
 //! stream. Root-only test tiers live in `tests/tests/`; `cargo xtask lab` drives the same lab
 //! by hand.
 
+pub mod capture;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod frame;

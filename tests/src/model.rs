@@ -24,6 +24,8 @@
 //!
 //! - An outbound flow and its binding are created before the uplink's gateway MAC is
 //!   checked: a `NoGatewayMac` packet leaves them behind.
+//! - A LAN packet that cannot be translated for want of an uplink, a gateway MAC or a port is
+//!   dropped, not passed: the kernel would send it out untranslated.
 //! - An inbound packet refreshes its flow (time, TCP state) before the TTL and FIB checks, and
 //!   is translated even when those then hand it to the kernel.
 //! - An ICMP error counts only when its quoted source is the uplink's address (the packet
@@ -665,11 +667,12 @@ impl Model {
         };
         let (slot, ext_port) = match self.steer(&key, transport.tcp_flags, now) {
             Err(Reason::ResetToClient) => return Ok(reset_reply(packet)),
-            other => other?,
+            Err(reason) => return Ok((Verdict::Drop, reason)),
+            Ok(steering) => steering,
         };
         let uplink = self.uplinks[slot as usize];
         if uplink.gateway_mac == [0; 6] {
-            return Err(Reason::NoGatewayMac);
+            return Ok((Verdict::Drop, Reason::NoGatewayMac));
         }
         packet.replace_ip_addr(ipv4::SRC, transport, uplink.addr);
         packet.replace_u16(

@@ -68,6 +68,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ),
     ("curl", "HTTP downloads from LAN hosts in the lab tests"),
     (
+        "tcpdump",
+        "packet captures at the lab ISPs: the proof that no LAN source leaks",
+    ),
+    (
         "traceroute",
         "traceroute through the router in the lab tests",
     ),

@@ -53,6 +53,8 @@ const TIERS: &[Tier] = &[
             "--test",
             "e2e_restart",
             "--test",
+            "e2e_leak",
+            "--test",
             "e2e_operator",
             "--",
             "--test-threads=1",

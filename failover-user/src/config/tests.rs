@@ -230,6 +230,12 @@ fn each_problem_is_located_with_a_hint() {
             (5, 9),
         ),
         (
+            "ports into the safety net's",
+            format!("{ONE}ports = \"1024-61000\"\n"),
+            "61000-65535",
+            (5, 9),
+        ),
+        (
             "ports shape",
             format!("{ONE}ports = \"1024\"\n"),
             "not `MIN-MAX`",

@@ -6,6 +6,8 @@ use std::{collections::HashSet, time::Duration};
 use failover_common::nat::MAX_UPLINKS;
 use humantime::format_duration;
 
+use crate::kernel_guard;
+
 use super::{
     Config, HealthConfig, UplinkConfig,
     error::{Finding, SEE_EXAMPLE},
@@ -150,6 +152,17 @@ impl Validator {
     fn uplink_values(&mut self, i: usize, uplink: &mut UplinkConfig) {
         let at = |key: &str| format!("uplink.{i}.{key}");
         match parse_port_range(&uplink.ports) {
+            Ok(range) if kernel_guard::overlaps_safety_net(range) => {
+                let (min, max) = kernel_guard::SAFETY_NET_PORTS;
+                self.fail(
+                    &[&at("ports")],
+                    format!(
+                        "ports `{}` overlap {min}-{max}, the kernel safety net's ports (fragments, ESP, GRE)",
+                        uplink.ports
+                    ),
+                    "keep the range below 61000, e.g. \"1024-32767\"",
+                );
+            }
             Ok(range) => uplink.port_range = range,
             Err(why) => self.fail(
                 &[&at("ports")],

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use failover_common::verdict::UplinkCounters;
+use failover_common::verdict::{Reason, UplinkCounters};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -10,6 +10,7 @@ use super::{Daemon, slot_of, state_name};
 use crate::{
     dataplane,
     health::{ProbeStatus, State, Stats},
+    kernel_guard::{Action, GuardCounter},
     metrics::text::{Exposition, Type},
 };
 
@@ -23,10 +24,44 @@ pub(super) struct UplinkSnapshot {
     /// `None` when the NAT table could not be read.
     pub nat_entries: Option<u64>,
     pub probes: Vec<ProbeStatus>,
+    /// LAN packets on this uplink the leak guard masqueraded and dropped; `None` when its
+    /// table could not be read.
+    pub guard: Option<GuardCounts>,
 }
 
-pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Vec<UplinkSnapshot> {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct GuardCounts {
+    pub masqueraded: u64,
+    pub dropped: u64,
+}
+
+/// Sums the leak guard's rule counters for `interface`.
+pub(super) fn guard_counts(counters: &[GuardCounter], interface: &str) -> GuardCounts {
+    let mut counts = GuardCounts::default();
+    for c in counters.iter().filter(|c| c.interface == interface) {
+        match c.action {
+            Action::Masquerade => counts.masqueraded += c.packets,
+            Action::Drop => counts.dropped += c.packets,
+        }
+    }
+    counts
+}
+
+/// Everything the metrics say.
+pub(super) struct Snapshot {
+    pub uplinks: Vec<UplinkSnapshot>,
+    /// Packets per data-plane verdict reason, in code order; `None` when unreadable.
+    pub reasons: Option<Vec<u64>>,
+    pub switches: u64,
+}
+
+pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
     let ebpf = daemon.running.ebpf();
+    let guard = daemon
+        .running
+        .guard_counters()
+        .inspect_err(|e| debug!(error = %e, "metrics: reading the leak guard's counters"))
+        .ok();
     // One walk of the NAT table, counted per uplink slot.
     let nat = dataplane::flows(ebpf)
         .inspect_err(|e| debug!(error = %e, "metrics: reading the NAT table"))
@@ -38,7 +73,7 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Vec<UplinkSnapshot> {
             }
             per_slot
         });
-    daemon
+    let uplinks = daemon
         .uplinks
         .iter()
         .enumerate()
@@ -54,13 +89,24 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Vec<UplinkSnapshot> {
                     .as_ref()
                     .map(|n| n.get(&slot_of(index)).copied().unwrap_or(0)),
                 probes: daemon.health.probes(index, now),
+                guard: guard
+                    .as_deref()
+                    .map(|g| guard_counts(g, &managed.spec.interface)),
             }
         })
-        .collect()
+        .collect();
+    Snapshot {
+        uplinks,
+        reasons: dataplane::reason_counts(ebpf)
+            .inspect_err(|e| debug!(error = %e, "metrics: reading the verdict reasons"))
+            .ok(),
+        switches: daemon.policy.switches(),
+    }
 }
 
-/// The Prometheus text for `uplinks` and the switch count.
-pub(super) fn render(uplinks: &[UplinkSnapshot], switches: u64) -> String {
+/// The Prometheus text of a snapshot.
+pub(super) fn render(snapshot: &Snapshot) -> String {
+    let uplinks = &snapshot.uplinks;
     let mut text = Exposition::default();
     health(&mut text, uplinks);
     traffic(&mut text, uplinks);
@@ -69,9 +115,39 @@ pub(super) fn render(uplinks: &[UplinkSnapshot], switches: u64) -> String {
         Type::Counter,
         "Changes of the active uplink since the daemon started.",
     )
-    .sample(&[], switches);
+    .sample(&[], snapshot.switches);
     probes(&mut text, uplinks);
+    leaks(&mut text, snapshot);
     text.finish()
+}
+
+/// The data plane's verdicts and what the leak guard caught.
+fn leaks(text: &mut Exposition, snapshot: &Snapshot) {
+    if let Some(reasons) = &snapshot.reasons {
+        let mut family = text.family(
+            "failover_dataplane_packets_total",
+            Type::Counter,
+            "Packets the data plane handled, by verdict reason (see `failover_common::verdict`).",
+        );
+        for (reason, n) in Reason::ALL.iter().zip(reasons) {
+            family.sample(&[("reason", reason.name())], *n);
+        }
+    }
+    let mut family = text.family(
+        "failover_leak_guard_packets_total",
+        Type::Counter,
+        "LAN packets the kernel would have sent out of the uplink untranslated: masqueraded \
+         by the safety net (fragments, ESP, GRE, ...) or dropped.",
+    );
+    for u in &snapshot.uplinks {
+        if let Some(g) = u.guard {
+            family.sample(
+                &[("uplink", &u.name), ("action", "masquerade")],
+                g.masqueraded,
+            );
+            family.sample(&[("uplink", &u.name), ("action", "drop")], g.dropped);
+        }
+    }
 }
 
 /// State, active, RTT and loss.
@@ -222,6 +298,10 @@ mod tests {
                     probe(ProbeKind::Far("icmp:1.1.1.1".parse().unwrap()), 30, 1),
                     probe(ProbeKind::Far("icmp:8.8.8.8".parse().unwrap()), 20, 4),
                 ],
+                guard: Some(GuardCounts {
+                    masqueraded: 4,
+                    dropped: 2,
+                }),
             },
             UplinkSnapshot {
                 name: "lte".into(),
@@ -231,13 +311,48 @@ mod tests {
                 counters: UplinkCounters::default(),
                 nat_entries: None,
                 probes: Vec::new(),
+                guard: None,
             },
         ]
     }
 
+    fn snapshot() -> Snapshot {
+        let mut reasons = vec![0; Reason::ALL.len()];
+        reasons[Reason::NoUplink as usize] = 11;
+        Snapshot {
+            uplinks: uplinks(),
+            reasons: Some(reasons),
+            switches: 7,
+        }
+    }
+
+    #[test]
+    fn guard_counters_add_up_per_interface() {
+        let counter = |interface: &str, action, packets| GuardCounter {
+            interface: interface.to_owned(),
+            action,
+            packets,
+            bytes: packets * 100,
+        };
+        let counters = [
+            counter("eth1", Action::Masquerade, 3),
+            counter("eth1", Action::Drop, 1),
+            counter("wwan0", Action::Drop, 5),
+            counter("eth1", Action::Drop, 2),
+        ];
+        assert_eq!(
+            guard_counts(&counters, "eth1"),
+            GuardCounts {
+                masqueraded: 3,
+                dropped: 3
+            }
+        );
+        assert_eq!(guard_counts(&counters, "eth2"), GuardCounts::default());
+    }
+
     #[test]
     fn every_family_carries_its_uplinks_samples() {
-        let text = render(&uplinks(), 7);
+        let text = render(&snapshot());
         for line in [
             "# TYPE failover_uplink_state gauge",
             "failover_uplink_state{uplink=\"fiber\",state=\"down\"} 1",
@@ -257,6 +372,10 @@ mod tests {
             "failover_probes_total{uplink=\"fiber\",kind=\"gateway_arp\",result=\"success\"} 40",
             "failover_probes_total{uplink=\"fiber\",kind=\"icmp\",result=\"success\"} 50",
             "failover_probes_total{uplink=\"fiber\",kind=\"icmp\",result=\"failure\"} 5",
+            "failover_dataplane_packets_total{reason=\"no-uplink\"} 11",
+            "failover_dataplane_packets_total{reason=\"translated-out\"} 0",
+            "failover_leak_guard_packets_total{uplink=\"fiber\",action=\"masquerade\"} 4",
+            "failover_leak_guard_packets_total{uplink=\"fiber\",action=\"drop\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
@@ -267,6 +386,10 @@ mod tests {
         );
         assert!(
             !text.contains("failover_nat_entries{uplink=\"lte\"}"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("failover_leak_guard_packets_total{uplink=\"lte\""),
             "{text}"
         );
         // Every sample line belongs to a family announced just before.

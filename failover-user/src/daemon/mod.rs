@@ -561,10 +561,7 @@ impl Daemon {
             },
             Request::Metrics => Response {
                 ok: true,
-                metrics: Some(metrics::render(
-                    &metrics::snapshot(self, now),
-                    self.policy.switches(),
-                )),
+                metrics: Some(metrics::render(&metrics::snapshot(self, now))),
                 ..Response::default()
             },
         }
@@ -617,7 +614,7 @@ impl Daemon {
         let _ = std::fs::remove_file(&self.config.control.socket);
         let pins = crate::pins::Pins::new(&self.config.pin_dir);
         if self.detach_on_exit {
-            match pins.remove_all() {
+            match crate::loader::remove_dataplane(&pins) {
                 Ok(()) => {
                     info!("controller stopped; the data plane is detached and its pins removed");
                 }

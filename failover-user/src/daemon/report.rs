@@ -4,13 +4,16 @@ use std::net::Ipv4Addr;
 
 use tokio::time::Instant;
 
-use super::{Daemon, slot_of, state_name};
+use failover_common::verdict::Reason;
+
+use super::{Daemon, metrics, slot_of, state_name};
 use crate::{
     control::{StatusReport, UplinkReport},
     dataplane, loader,
 };
 
 pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
+    let guard = daemon.running.guard_counters().ok();
     let uplinks = daemon
         .uplinks
         .iter()
@@ -39,9 +42,24 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
                 bytes_out: counters.bytes_out,
                 packets_in: counters.packets_in,
                 bytes_in: counters.bytes_in,
+                guard_masqueraded: guard
+                    .as_deref()
+                    .map(|g| metrics::guard_counts(g, &managed.spec.interface).masqueraded),
+                guard_dropped: guard
+                    .as_deref()
+                    .map(|g| metrics::guard_counts(g, &managed.spec.interface).dropped),
             }
         })
         .collect();
+    let reasons = dataplane::reason_counts(daemon.running.ebpf()).unwrap_or_default();
+    let untranslated_dropped = [
+        Reason::NoUplink,
+        Reason::NoGatewayMac,
+        Reason::PortsExhausted,
+    ]
+    .iter()
+    .filter_map(|r| reasons.get(*r as usize))
+    .sum();
     StatusReport {
         active: daemon.uplinks[daemon.active].spec.name.clone(),
         forced: daemon.policy.forced().map(|o| {
@@ -61,5 +79,6 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
             .iter()
             .map(|s| format!("{}: {}", s.target, s.reason))
             .collect(),
+        untranslated_dropped,
     }
 }

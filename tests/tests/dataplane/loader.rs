@@ -91,6 +91,56 @@ fn has_xdp(interface: &str) -> bool {
     shown.contains("xdp")
 }
 
+/// The leak guard's table in the scratch namespace, as `nft` lists it; `None` when absent.
+fn guard_table() -> Option<String> {
+    Cmd::in_ns(NS, "nft")
+        .args(["list", "table", "ip", failover_common::names::NFT_TABLE])
+        .run()
+        .ok()
+}
+
+/// A start installs the leak guard (the kernel masquerades and drops nothing yet) for each
+/// uplink; detaching removes it with the pins.
+#[test]
+fn a_start_installs_the_leak_guard_and_detach_removes_it() {
+    if skip_unless_root("a_start_installs_the_leak_guard_and_detach_removes_it") {
+        return;
+    }
+    let pins = PinDir::new("guard");
+    in_scratch(|_| {
+        let running = start(&spec(&pins, UPLINK_IF)).expect("starting the data plane");
+        let table = guard_table().expect("the guard's table is installed");
+        for rule in [
+            format!("oifname \"{UPLINK_IF}\" ip saddr"),
+            "masquerade to :61000-65535".to_owned(),
+            "drop comment".to_owned(),
+        ] {
+            assert!(table.contains(&rule), "no `{rule}` in:\n{table}");
+        }
+        let counters = running
+            .guard_counters()
+            .expect("reading the guard's counters");
+        assert_eq!(counters.len(), 2, "{counters:?}");
+        assert!(
+            counters
+                .iter()
+                .all(|c| c.interface == UPLINK_IF && c.packets == 0)
+        );
+        // A second start (a restart adopting the data plane) replaces the table, not adds.
+        let again = start(&spec(&pins, UPLINK_IF)).expect("adopting the data plane");
+        assert!(again.adopted);
+        assert_eq!(again.guard_counters().expect("counters").len(), 2);
+        drop(again);
+        drop(running);
+        assert!(
+            guard_table().is_some(),
+            "a pinned data plane keeps its guard"
+        );
+        loader::remove_dataplane(&failover_user::pins::Pins::new(&pins.0)).expect("detaching");
+        assert_eq!(guard_table(), None, "detach removes the guard");
+    });
+}
+
 #[test]
 fn a_missing_interface_is_refused_before_anything_is_pinned() {
     if skip_unless_root("a_missing_interface_is_refused_before_anything_is_pinned") {
@@ -138,6 +188,11 @@ fn a_failed_attach_removes_the_pins_and_programs_of_the_start() {
         assert!(
             !has_xdp(LAN_IF),
             "the program the failed start attached to the LAN is gone"
+        );
+        assert_eq!(
+            guard_table(),
+            None,
+            "the failed start removed its leak guard"
         );
         drop(other);
         assert!(!has_xdp(UPLINK_IF));

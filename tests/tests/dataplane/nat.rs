@@ -444,6 +444,26 @@ fn outbound_translation() {
                 Reason::NotIpv4,
             ),
             (
+                "total_length_beyond_frame",
+                udp_out(HOST).claimed_total_len(1000).build(),
+                net,
+                Reason::Malformed,
+            ),
+            (
+                "udp_header_cut",
+                {
+                    let mut f = udp_out(HOST).build();
+                    f.truncate(14 + 20 + 4);
+                    f
+                },
+                net,
+                Reason::Malformed,
+            ),
+        ];
+        // What should leave translated but cannot: dropped, since the kernel would route it
+        // out untranslated.
+        let dropped: Vec<(&'static str, Vec<u8>, Net, Reason)> = vec![
+            (
                 "no_usable_uplink",
                 udp_out(HOST).build(),
                 Net {
@@ -471,23 +491,18 @@ fn outbound_translation() {
                 },
                 Reason::NoGatewayMac,
             ),
-            (
-                "total_length_beyond_frame",
-                udp_out(HOST).claimed_total_len(1000).build(),
-                net,
-                Reason::Malformed,
-            ),
-            (
-                "udp_header_cut",
-                {
-                    let mut f = udp_out(HOST).build();
-                    f.truncate(14 + 20 + 4);
-                    f
-                },
-                net,
-                Reason::Malformed,
-            ),
         ];
+        for (name, frame, net, reason) in dropped {
+            fixtures.push(Fixture {
+                name,
+                program: names::PROG_LAN_INGRESS,
+                frame,
+                setup: net.setup(),
+                verdict: verdict::DROP,
+                output: Output::Unchanged,
+                check: reason_counted(reason),
+            });
+        }
         for (name, frame, net, reason) in passed {
             fixtures.push(Fixture {
                 name,
@@ -790,10 +805,11 @@ fn ports_are_collision_free_and_endpoint_independent() {
     });
 }
 
-/// With a one-port range, the second host finds no free port and goes to the kernel untouched.
+/// With a one-port range, the second host finds no free port and is dropped, not handed to
+/// the kernel (which would send it out untranslated).
 #[test]
-fn exhausted_port_range_passes_to_kernel() {
-    if skip_unless_root("exhausted_port_range_passes_to_kernel") {
+fn exhausted_port_range_drops() {
+    if skip_unless_root("exhausted_port_range_drops") {
         return;
     }
     in_scratch(|scratch| {
@@ -807,9 +823,8 @@ fn exhausted_port_range_passes_to_kernel() {
         assert_eq!(v, verdict::REDIRECT);
         assert_eq!(u16::from_be_bytes([out[34], out[35]]), 50000);
         let frame = udp_out(HOST2).build();
-        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &frame);
-        assert_eq!(v, verdict::PASS);
-        assert_eq!(out, frame);
+        let (v, _) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &frame);
+        assert_eq!(v, verdict::DROP);
         let counts = dataplane::reason_counts(&ebpf).expect("reasons");
         assert_eq!(counts[Reason::PortsExhausted as usize], 1);
     });
