@@ -82,6 +82,28 @@ pub struct GuardCounter {
     pub bytes: u64,
 }
 
+/// The packets the guard's rules for one interface counted, by action.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuardCounts {
+    pub masqueraded: u64,
+    pub dropped: u64,
+}
+
+impl GuardCounts {
+    /// Sums the rule counters of `interface`.
+    #[must_use]
+    pub fn of(counters: &[GuardCounter], interface: &str) -> Self {
+        let mut counts = Self::default();
+        for c in counters.iter().filter(|c| c.interface == interface) {
+            match c.action {
+                Action::Masquerade => counts.masqueraded += c.packets,
+                Action::Drop => counts.dropped += c.packets,
+            }
+        }
+        counts
+    }
+}
+
 /// An installed guard. It keeps the netlink socket it was installed with, which stays in the
 /// installer's network namespace, so dropping or removing the guard from another thread acts
 /// where it was installed.
@@ -135,21 +157,33 @@ pub fn remove() -> Result<(), NftError> {
     Nftables::connect()?.transaction(remove_changes())
 }
 
-/// Tables of others whose masquerade may apply to `interface` (it names the interface or
-/// matches no output interface): it would hand out ports the data plane also hands out.
-pub fn foreign_masquerade(interface: &str) -> Result<Vec<String>, NftError> {
-    let rules = Nftables::connect()?.rules(NetfilterProtoFamily::Unspec, None)?;
-    let mut tables: Vec<String> = rules
-        .iter()
-        .filter(|(family, rule)| {
-            !(*family == FAMILY && table_of(rule) == Some(names::NFT_TABLE))
-                && expression_names(rule).any(|n| n == "masq")
-                && (!matches_output_interface(rule) || names_interface(rule, interface))
-        })
-        .filter_map(|(_, rule)| table_of(rule).map(str::to_owned))
-        .collect();
-    tables.dedup();
-    Ok(tables)
+/// The nftables rules of every table and family, read once.
+pub struct Ruleset(Vec<(NetfilterProtoFamily, RuleMessage)>);
+
+impl Ruleset {
+    pub fn read() -> Result<Self, NftError> {
+        Ok(Self(
+            Nftables::connect()?.rules(NetfilterProtoFamily::Unspec, None)?,
+        ))
+    }
+
+    /// Tables of others whose masquerade may apply to `interface` (it names the interface or
+    /// matches no output interface): it would hand out ports the data plane also hands out.
+    #[must_use]
+    pub fn foreign_masquerade(&self, interface: &str) -> Vec<String> {
+        let mut tables: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(family, rule)| {
+                !(*family == FAMILY && table_of(rule) == Some(names::NFT_TABLE))
+                    && expression_names(rule).any(|n| n == "masq")
+                    && (!matches_output_interface(rule) || names_interface(rule, interface))
+            })
+            .filter_map(|(_, rule)| table_of(rule).map(str::to_owned))
+            .collect();
+        tables.dedup();
+        tables
+    }
 }
 
 /// Add-then-delete: deletes the table whether it exists or not, within the transaction.
@@ -429,6 +463,30 @@ mod tests {
             NfTablesMessage::NewRule(rule) => rule,
             other => panic!("not a rule: {other:?}"),
         }
+    }
+
+    #[test]
+    fn guard_counters_add_up_per_interface() {
+        let counter = |interface: &str, action, packets| GuardCounter {
+            interface: interface.to_owned(),
+            action,
+            packets,
+            bytes: packets * 100,
+        };
+        let counters = [
+            counter("eth1", Action::Masquerade, 3),
+            counter("eth1", Action::Drop, 1),
+            counter("wwan0", Action::Drop, 5),
+            counter("eth1", Action::Drop, 2),
+        ];
+        assert_eq!(
+            GuardCounts::of(&counters, "eth1"),
+            GuardCounts {
+                masqueraded: 3,
+                dropped: 3
+            }
+        );
+        assert_eq!(GuardCounts::of(&counters, "eth2"), GuardCounts::default());
     }
 
     #[test]

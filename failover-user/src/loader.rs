@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     dataplane::{self, DataplaneError, TableSizes},
-    kernel_guard::{self, GuardCounter, GuardSpec, KernelGuard},
+    kernel_guard::{self, GuardCounter, GuardSpec, KernelGuard, Ruleset},
     netlink::{Netlink, NetlinkError},
     nftables::NftError,
     pins::{PinError, Pins},
@@ -612,17 +612,23 @@ fn prepare_kernel(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
     info!(
         "net.ipv4.ip_forward set to 1: the data plane's FIB lookups and the kernel fallback path need it"
     );
+    let ruleset = match Ruleset::read() {
+        Ok(ruleset) => ruleset,
+        Err(e) => {
+            debug!(error = %e, "reading the nftables ruleset");
+            return Ok(());
+        }
+    };
     for u in uplinks {
-        match kernel_guard::foreign_masquerade(&u.interface) {
-            Ok(tables) if !tables.is_empty() => warn!(
+        let tables = ruleset.foreign_masquerade(&u.interface);
+        if !tables.is_empty() {
+            warn!(
                 interface = %u.interface,
                 tables = %tables.join(", "),
                 "an nftables masquerade rule of these tables may apply to this uplink: the data plane translates its \
                  flows itself, and the leak guard's safety net runs first; remove the rule for managed uplinks \
                  (see README, \"Running it on a router\")"
-            ),
-            Ok(_) => {}
-            Err(e) => debug!(error = %e, "reading the nftables ruleset"),
+            );
         }
     }
     Ok(())

@@ -10,7 +10,7 @@ use super::{Daemon, slot_of, state_name};
 use crate::{
     dataplane,
     health::{ProbeStatus, State, Stats},
-    kernel_guard::{Action, GuardCounter},
+    kernel_guard::GuardCounts,
     metrics::text::{Exposition, Type},
 };
 
@@ -27,24 +27,6 @@ pub(super) struct UplinkSnapshot {
     /// LAN packets on this uplink the leak guard masqueraded and dropped; `None` when its
     /// table could not be read.
     pub guard: Option<GuardCounts>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct GuardCounts {
-    pub masqueraded: u64,
-    pub dropped: u64,
-}
-
-/// Sums the leak guard's rule counters for `interface`.
-pub(super) fn guard_counts(counters: &[GuardCounter], interface: &str) -> GuardCounts {
-    let mut counts = GuardCounts::default();
-    for c in counters.iter().filter(|c| c.interface == interface) {
-        match c.action {
-            Action::Masquerade => counts.masqueraded += c.packets,
-            Action::Drop => counts.dropped += c.packets,
-        }
-    }
-    counts
 }
 
 /// Everything the metrics say.
@@ -91,7 +73,7 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
                 probes: daemon.health.probes(index, now),
                 guard: guard
                     .as_deref()
-                    .map(|g| guard_counts(g, &managed.spec.interface)),
+                    .map(|g| GuardCounts::of(g, &managed.spec.interface)),
             }
         })
         .collect();
@@ -324,30 +306,6 @@ mod tests {
             reasons: Some(reasons),
             switches: 7,
         }
-    }
-
-    #[test]
-    fn guard_counters_add_up_per_interface() {
-        let counter = |interface: &str, action, packets| GuardCounter {
-            interface: interface.to_owned(),
-            action,
-            packets,
-            bytes: packets * 100,
-        };
-        let counters = [
-            counter("eth1", Action::Masquerade, 3),
-            counter("eth1", Action::Drop, 1),
-            counter("wwan0", Action::Drop, 5),
-            counter("eth1", Action::Drop, 2),
-        ];
-        assert_eq!(
-            guard_counts(&counters, "eth1"),
-            GuardCounts {
-                masqueraded: 3,
-                dropped: 3
-            }
-        );
-        assert_eq!(guard_counts(&counters, "eth2"), GuardCounts::default());
     }
 
     #[test]

@@ -6,10 +6,12 @@ use tokio::time::Instant;
 
 use failover_common::verdict::Reason;
 
-use super::{Daemon, metrics, slot_of, state_name};
+use super::{Daemon, slot_of, state_name};
 use crate::{
     control::{StatusReport, UplinkReport},
-    dataplane, loader,
+    dataplane,
+    kernel_guard::GuardCounts,
+    loader,
 };
 
 pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
@@ -23,6 +25,9 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
             let counters = dataplane::uplink_counters(daemon.running.ebpf(), slot_of(index))
                 .unwrap_or_default();
             let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            let guarded = guard
+                .as_deref()
+                .map(|g| GuardCounts::of(g, &managed.spec.interface));
             UplinkReport {
                 name: managed.spec.name.clone(),
                 interface: managed.spec.interface.clone(),
@@ -42,12 +47,8 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
                 bytes_out: counters.bytes_out,
                 packets_in: counters.packets_in,
                 bytes_in: counters.bytes_in,
-                guard_masqueraded: guard
-                    .as_deref()
-                    .map(|g| metrics::guard_counts(g, &managed.spec.interface).masqueraded),
-                guard_dropped: guard
-                    .as_deref()
-                    .map(|g| metrics::guard_counts(g, &managed.spec.interface).dropped),
+                guard_masqueraded: guarded.map(|g| g.masqueraded),
+                guard_dropped: guarded.map(|g| g.dropped),
             }
         })
         .collect();
