@@ -10,6 +10,15 @@ pub const PROG_UPLINK_INGRESS: &str = "fo_wan_ingress";
 /// forwarder is measured against, and the first program whose output bytes are tested.
 pub const PROG_MAC_SWAP: &str = "fo_mac_swap";
 
+/// Raw tracepoint program on `xdp_redirect_err`: a redirect the kernel refused after the
+/// program returned, counted per uplink.
+pub const PROG_REDIRECT_ERR: &str = "fo_redirect_err";
+/// Raw tracepoint program on `xdp_devmap_xmit`: frames a target device dropped.
+pub const PROG_XMIT_ERR: &str = "fo_xmit_err";
+/// The kernel tracepoints those two programs attach to (raw: no tracefs needed).
+pub const TRACEPOINT_REDIRECT_ERR: &str = "xdp_redirect_err";
+pub const TRACEPOINT_DEVMAP_XMIT: &str = "xdp_devmap_xmit";
+
 /// Per-CPU packet counters indexed by [`crate::classify::stat_index`].
 pub const MAP_CLASS_STATS: &str = "fo_class_stats";
 
@@ -17,6 +26,8 @@ pub const MAP_CLASS_STATS: &str = "fo_class_stats";
 pub const MAP_REASONS: &str = "fo_reasons";
 /// Per-CPU [`crate::verdict::UplinkCounters`] per uplink slot.
 pub const MAP_UPLINK_COUNTERS: &str = "fo_uplink_ctrs";
+/// Per-CPU [`crate::verdict::RedirectFailures`] per uplink slot.
+pub const MAP_REDIRECT_FAILURES: &str = "fo_redir_fail";
 /// [`crate::nat::Uplink`] per uplink slot.
 pub const MAP_UPLINKS: &str = "fo_uplinks";
 /// The one [`crate::nat::Policy`].
@@ -35,10 +46,11 @@ pub const MAP_BINDINGS: &str = "fo_bindings";
 pub const MAP_REVERSE: &str = "fo_reverse";
 
 /// Every map of the data plane: all are pinned, so a restarted controller finds its state.
-pub const MAPS: [&str; 11] = [
+pub const MAPS: [&str; 12] = [
     MAP_CLASS_STATS,
     MAP_REASONS,
     MAP_UPLINK_COUNTERS,
+    MAP_REDIRECT_FAILURES,
     MAP_UPLINKS,
     MAP_POLICY,
     MAP_LAN,
@@ -53,6 +65,10 @@ pub const MAPS: [&str; 11] = [
 /// clock is `jiffies * FO_NS_PER_TICK`: reading jiffies costs a fraction of a clock read.
 pub const GLOBAL_NS_PER_TICK: &str = "FO_NS_PER_TICK";
 
+/// Load-time constant: byte offset of `ifindex` in the kernel's `struct net_device`, read
+/// from the kernel's BTF by the loader (0: unknown, the tracepoint programs count nothing).
+pub const GLOBAL_IFINDEX_OFFSET: &str = "FO_IFINDEX_OFF";
+
 /// The nftables table (family `ip`) of the kernel-side leak guard and safety-net NAT.
 pub const NFT_TABLE: &str = "failover";
 
@@ -65,9 +81,15 @@ mod tests {
 
     #[test]
     fn kernel_object_names_fit_in_15_bytes() {
-        for name in [PROG_LAN_INGRESS, PROG_UPLINK_INGRESS, PROG_MAC_SWAP]
-            .into_iter()
-            .chain(MAPS)
+        for name in [
+            PROG_LAN_INGRESS,
+            PROG_UPLINK_INGRESS,
+            PROG_MAC_SWAP,
+            PROG_REDIRECT_ERR,
+            PROG_XMIT_ERR,
+        ]
+        .into_iter()
+        .chain(MAPS)
         {
             assert!(
                 name.len() <= 15,

@@ -124,6 +124,24 @@ const _: () = assert!(core::mem::size_of::<UplinkCounters>() == 32);
 // SAFETY: repr(C), four u64s, no padding.
 unsafe impl aya::Pod for UplinkCounters {}
 
+/// Frames of one uplink the data plane redirected that never left: the devmap slot was
+/// empty, or the kernel refused the frame after the program (the target cannot take XDP
+/// frames, is down, or its queue was full). A per-CPU value; user space sums the CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RedirectFailures {
+    /// LAN to this uplink.
+    pub to_uplink: u64,
+    /// This uplink to the LAN.
+    pub to_lan: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<RedirectFailures>() == 16);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), two u64s, no padding.
+unsafe impl aya::Pod for RedirectFailures {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,11 +16,16 @@ mod mss;
 mod nat_in;
 mod nat_out;
 mod packet;
+mod redirects;
 mod reset;
 mod stats;
 mod transport;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{raw_tracepoint, xdp},
+    programs::{RawTracePointContext, XdpContext},
+};
 use failover_common::classify::Direction;
 
 /// LAN ingress: outbound packets are steered to an uplink and translated; the rest goes to
@@ -37,6 +42,20 @@ pub fn fo_lan_ingress(ctx: XdpContext) -> u32 {
 pub fn fo_wan_ingress(ctx: XdpContext) -> u32 {
     classify::count(&ctx, Direction::Uplink);
     stats::or_pass(nat_in::translate(&ctx))
+}
+
+/// A redirect the kernel refused after the program returned: counted per uplink.
+#[raw_tracepoint(tracepoint = "xdp_redirect_err")]
+pub fn fo_redirect_err(ctx: RawTracePointContext) -> i32 {
+    redirects::on_redirect_error(&ctx);
+    0
+}
+
+/// Frames a redirect target dropped on transmit: counted per uplink.
+#[raw_tracepoint(tracepoint = "xdp_devmap_xmit")]
+pub fn fo_xmit_err(ctx: RawTracePointContext) -> i32 {
+    redirects::on_devmap_xmit(&ctx);
+    0
 }
 
 /// Reference forwarder: swap the MAC addresses and transmit back out of the same interface.

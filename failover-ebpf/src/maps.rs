@@ -12,7 +12,7 @@ use failover_common::{
         BINDING_ENTRIES, Binding, BindingKey, CachedFlow, DEVICE_SLOTS, FLOW_CACHE_SLOTS,
         FLOW_ENTRIES, Flow, FlowKey, Lan, MAX_UPLINKS, Policy, ReverseKey, Uplink,
     },
-    verdict::{REASON_COUNT, UplinkCounters},
+    verdict::{REASON_COUNT, RedirectFailures, UplinkCounters},
 };
 
 /// Packet counters per (direction, class): `names::MAP_CLASS_STATS`.
@@ -22,6 +22,11 @@ pub static CLASS_STATS: PerCpuArray<u64, { CLASS_STATS_ENTRIES as usize }> = Per
 /// Packet counters per verdict reason: `names::MAP_REASONS`.
 #[btf_map(name = "fo_reasons")]
 pub static REASONS: PerCpuArray<u64, { REASON_COUNT as usize }> = PerCpuArray::new();
+
+/// Redirects that never left, per uplink slot: `names::MAP_REDIRECT_FAILURES`.
+#[btf_map(name = "fo_redir_fail")]
+pub static REDIRECT_FAILURES: PerCpuArray<RedirectFailures, { MAX_UPLINKS as usize }> =
+    PerCpuArray::new();
 
 /// Traffic per uplink slot: `names::MAP_UPLINK_COUNTERS`.
 #[btf_map(name = "fo_uplink_ctrs")]

@@ -17,7 +17,7 @@ use failover_common::{
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
-    flows, icmp_error, maps, mss, packet,
+    flows, icmp_error, maps, mss, packet, redirects,
     stats::{count_uplink, verdict},
     transport::{self, icmp_type},
 };
@@ -67,7 +67,7 @@ pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
     };
     transport::set_addr(ip, &l4, false, flow.lan_addr);
     count_uplink(slot, ctx.data_end() - ctx.data(), false);
-    forward_to_lan(ctx, eth, ip, &flow, reason)
+    forward_to_lan(ctx, eth, ip, &flow, reason, slot)
 }
 
 /// Sends a translated packet to the LAN host through the kernel's FIB and neighbour table;
@@ -79,6 +79,7 @@ fn forward_to_lan(
     ip: &mut Ipv4Hdr,
     flow: &FlowKey,
     reason: Reason,
+    slot: u32,
 ) -> Result<u32, Reason> {
     if ip.ttl <= 1 {
         return Err(Reason::TtlExpiring);
@@ -103,7 +104,10 @@ fn forward_to_lan(
     packet::set_macs(eth, params.smac, params.dmac);
     match maps::DEVICES.redirect(LAN_SLOT, 0) {
         Ok(action) => Ok(verdict(action, reason)),
-        Err(_) => Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed)),
+        Err(_) => {
+            redirects::count(redirects::Target::Lan(slot), 1);
+            Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed))
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use failover_common::{
 };
 
 use crate::{
-    flows, maps, mss, packet, reset,
+    flows, maps, mss, packet, redirects, reset,
     stats::{count_uplink, verdict},
     transport::{self, icmp_type},
 };
@@ -91,6 +91,7 @@ pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
         Ok(verdict(action, Reason::TranslatedOut))
     } else {
         error!(ctx, "redirect to uplink slot {} failed", steering.slot);
+        redirects::count(redirects::Target::Uplink(steering.slot), 1);
         Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed))
     }
 }

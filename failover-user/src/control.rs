@@ -93,6 +93,13 @@ pub struct StatusReport {
     /// usable uplink, no gateway MAC, no free port).
     #[serde(default)]
     pub untranslated_dropped: u64,
+    /// Times the self-check found the data plane's maps drifted from the controller's
+    /// intent and rewrote them.
+    #[serde(default)]
+    pub map_repairs: u64,
+    /// Why redirects the kernel refuses are not counted; `None` when they are.
+    #[serde(default)]
+    pub uncounted_redirects: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,6 +127,15 @@ pub struct UplinkReport {
     pub guard_masqueraded: Option<u64>,
     #[serde(default)]
     pub guard_dropped: Option<u64>,
+    /// Frames redirected to this uplink, and from it to the LAN, that never left (an empty
+    /// devmap slot, or refused by the kernel after the program).
+    #[serde(default)]
+    pub redirect_failed_to_uplink: u64,
+    #[serde(default)]
+    pub redirect_failed_to_lan: u64,
+    /// Translated packets leave, nothing comes back, the probes answer.
+    #[serde(default)]
+    pub blackhole: bool,
 }
 
 /// A request with the way back to its connection.

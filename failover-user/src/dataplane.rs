@@ -3,11 +3,12 @@
 use aya::{
     Ebpf, EbpfLoader, Pod,
     maps::{Array, DevMap, HashMap, MapData, MapError, PerCpuArray, xdp::XdpMapError},
-    programs::{ProgramError, Xdp},
+    programs::{ProgramError, RawTracePoint, Xdp},
 };
 use failover_common::{
     classify::{CLASS_STATS_ENTRIES, Direction, PacketClass, stat_index},
     names, nat,
+    verdict::RedirectFailures,
 };
 
 use crate::config::DataplaneLog;
@@ -79,9 +80,13 @@ pub fn open_pinned(
 ) -> Result<Ebpf, DataplaneError> {
     let tick = crate::clock::tick_ns().map_err(DataplaneError::Clock)?;
     let log_level = log.level();
+    // Unknown (no kernel BTF): the tracepoint programs count nothing; `redirect_counting`
+    // says so.
+    let ifindex_offset = crate::kernel_btf::net_device_ifindex_offset().unwrap_or(0);
     let mut loader = EbpfLoader::new();
     loader
         .override_global(names::GLOBAL_NS_PER_TICK, &tick, true)
+        .override_global(names::GLOBAL_IFINDEX_OFFSET, &ifindex_offset, true)
         .override_global(aya_log::LEVEL, &log_level, true)
         .map_max_entries(names::MAP_FLOWS, sizes.flows)
         .map_max_entries(names::MAP_FLOW_CACHE, flow_cache_entries()?)
@@ -101,13 +106,7 @@ const LOG_MAP: &str = "AYA_LOGS";
 
 /// The policy the data plane holds.
 pub fn policy(ebpf: &Ebpf) -> Result<nat::Policy, DataplaneError> {
-    let name = names::MAP_POLICY;
-    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
-    let array = Array::<&MapData, nat::Policy>::try_from(map)
-        .map_err(|source| DataplaneError::Map { name, source })?;
-    array
-        .get(&0, 0)
-        .map_err(|source| DataplaneError::Map { name, source })
+    read_array(ebpf, names::MAP_POLICY, 0)
 }
 
 /// `FLOW_CACHE_SLOTS` for each CPU the kernel may bring online.
@@ -132,6 +131,48 @@ pub fn xdp_program<'a>(
             .map_err(|source| DataplaneError::Program { name, source })?;
     }
     Ok(program)
+}
+
+/// Loads and attaches the two tracepoint programs that count, per uplink, the redirects the
+/// kernel refused after the XDP program returned. They are not pinned: they count while a
+/// controller runs (the links belong to `ebpf`: dropping it, or exiting, detaches them).
+pub fn count_refused_redirects(ebpf: &mut Ebpf) -> Result<(), String> {
+    crate::kernel_btf::net_device_ifindex_offset()?;
+    for (name, tracepoint) in [
+        (names::PROG_REDIRECT_ERR, names::TRACEPOINT_REDIRECT_ERR),
+        (names::PROG_XMIT_ERR, names::TRACEPOINT_DEVMAP_XMIT),
+    ] {
+        let program: &mut RawTracePoint = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("the eBPF object has no program `{name}`"))?
+            .try_into()
+            .map_err(|e| format!("{name}: {e}"))?;
+        if program.fd().is_err() {
+            program.load().map_err(|e| format!("loading {name}: {e}"))?;
+        }
+        program
+            .attach(tracepoint)
+            .map_err(|e| format!("attaching {name} to {tracepoint}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Redirects of uplink `slot` that never left, summed over CPUs.
+pub fn redirect_failures(ebpf: &Ebpf, slot: u32) -> Result<RedirectFailures, DataplaneError> {
+    let name = names::MAP_REDIRECT_FAILURES;
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let array = PerCpuArray::<&MapData, RedirectFailures>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    let per_cpu = array
+        .get(&slot, 0)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    Ok(per_cpu
+        .iter()
+        .fold(RedirectFailures::default(), |mut sum, c| {
+            sum.to_uplink += c.to_uplink;
+            sum.to_lan += c.to_lan;
+            sum
+        }))
 }
 
 /// Packet counters per direction and class, summed over CPUs.
@@ -190,6 +231,18 @@ pub fn set_uplink(ebpf: &mut Ebpf, slot: u32, uplink: nat::Uplink) -> Result<(),
     set_device(ebpf, slot, uplink.ifindex)
 }
 
+/// Empties uplink slot `slot`: no entry, no redirect target (a devmap slot set to ifindex 0
+/// is empty).
+pub fn clear_uplink(ebpf: &mut Ebpf, slot: u32) -> Result<(), DataplaneError> {
+    write_array(ebpf, names::MAP_UPLINKS, slot, nat::Uplink::default())?;
+    set_device(ebpf, slot, 0)
+}
+
+/// The data plane's LAN entry.
+pub fn lan(ebpf: &Ebpf) -> Result<nat::Lan, DataplaneError> {
+    read_array(ebpf, names::MAP_LAN, 0)
+}
+
 /// Chooses the uplink new flows take.
 pub fn set_policy(ebpf: &mut Ebpf, policy: nat::Policy) -> Result<(), DataplaneError> {
     write_array(ebpf, names::MAP_POLICY, 0, policy)
@@ -205,12 +258,16 @@ fn set_device(ebpf: &mut Ebpf, slot: u32, ifindex: u32) -> Result<(), DataplaneE
 
 /// The data plane's entry for uplink `slot`.
 pub fn uplink(ebpf: &Ebpf, slot: u32) -> Result<nat::Uplink, DataplaneError> {
-    let name = names::MAP_UPLINKS;
+    read_array(ebpf, names::MAP_UPLINKS, slot)
+}
+
+/// The value at `index` of the array map `name`.
+fn read_array<V: Pod>(ebpf: &Ebpf, name: &'static str, index: u32) -> Result<V, DataplaneError> {
     let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
-    let array = Array::<&MapData, nat::Uplink>::try_from(map)
+    let array = Array::<&MapData, V>::try_from(map)
         .map_err(|source| DataplaneError::Map { name, source })?;
     array
-        .get(&slot, 0)
+        .get(&index, 0)
         .map_err(|source| DataplaneError::Map { name, source })
 }
 

@@ -24,6 +24,9 @@ pub mod kind {
     pub const TARGET: &str = "target";
     /// A config reload (refused, with the error).
     pub const CONFIG: &str = "config";
+    /// The data plane did not do what it was told: its maps drifted from the controller's
+    /// intent (repaired), an uplink is a blackhole, or the kernel refused redirects.
+    pub const DATAPLANE: &str = "dataplane";
 }
 
 /// A hook still running after this long is killed.

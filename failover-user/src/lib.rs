@@ -8,6 +8,7 @@ pub mod dataplane;
 pub mod events;
 pub mod flow_reset;
 pub mod health;
+pub mod kernel_btf;
 pub mod kernel_guard;
 pub mod linkinfo;
 pub mod loader;

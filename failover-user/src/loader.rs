@@ -178,6 +178,13 @@ pub struct Running {
     pub usable: Vec<bool>,
     /// A data plane left running by an earlier controller was taken over.
     pub adopted: bool,
+    /// Why redirects the kernel refuses after the program are not counted (no kernel BTF,
+    /// no raw tracepoints); `None` when they are.
+    pub uncounted_redirects: Option<String>,
+    /// What the data plane was told of the LAN and, last, of the policy: the intent the
+    /// controller's self-check holds the maps to.
+    lan: Lan,
+    policy: Policy,
     pins: Option<Pins>,
     /// The leak guard: removed with an unpinned data plane when this is dropped, kept with a
     /// pinned one until it is detached.
@@ -201,7 +208,7 @@ impl Running {
     /// Makes `name` the uplink new flows take.
     pub fn set_active(&mut self, name: &str) -> Result<(), LoaderError> {
         let slot = self.slot(name)?;
-        Ok(dataplane::set_policy(&mut self.ebpf, Policy::single(slot))?)
+        self.write_policy(Policy::single(slot))
     }
 
     /// Makes `name` the active uplink and spreads new flows over `shares` (uplink names with
@@ -212,10 +219,25 @@ impl Running {
             .iter()
             .map(|(n, w)| Ok((self.slot(n)?, *w)))
             .collect::<Result<Vec<_>, LoaderError>>()?;
-        Ok(dataplane::set_policy(
-            &mut self.ebpf,
-            Policy::balanced(active, &shares),
-        )?)
+        self.write_policy(Policy::balanced(active, &shares))
+    }
+
+    fn write_policy(&mut self, policy: Policy) -> Result<(), LoaderError> {
+        dataplane::set_policy(&mut self.ebpf, policy)?;
+        self.policy = policy;
+        Ok(())
+    }
+
+    /// The LAN as the data plane was told.
+    #[must_use]
+    pub fn lan(&self) -> Lan {
+        self.lan
+    }
+
+    /// The policy the data plane was last told (or held, when adopted).
+    #[must_use]
+    pub fn policy(&self) -> Policy {
+        self.policy
     }
 
     fn slot(&self, name: &str) -> Result<u32, LoaderError> {
@@ -356,6 +378,10 @@ async fn load(
 ) -> Result<Running, LoaderError> {
     let mut ebpf = dataplane::open_pinned(spec.tables, pins.as_ref(), spec.dataplane_log)?;
     dataplane::set_lan(&mut ebpf, lan)?;
+    let uncounted_redirects = dataplane::count_refused_redirects(&mut ebpf).err();
+    if let Some(why) = &uncounted_redirects {
+        warn!(%why, "redirects the kernel refuses after the XDP program are not counted");
+    }
     let mut uplinks = Vec::new();
     let mut paths = Vec::new();
     let mut described = Vec::new();
@@ -387,6 +413,7 @@ async fn load(
         usable.push(entry.usable != 0);
     }
     if adopted {
+        let policy = dataplane::policy(&ebpf)?;
         info!(pins = %spec.pins.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(), "adopted the running data plane: its programs, NAT table and active uplink stay");
         return Ok(Running {
             ebpf,
@@ -395,15 +422,16 @@ async fn load(
             described,
             usable,
             adopted: true,
+            uncounted_redirects,
+            lan,
+            policy,
             pins,
             guard: None,
             _links: Vec::new(),
         });
     }
-    dataplane::set_policy(
-        &mut ebpf,
-        Policy::single(u32::try_from(active).unwrap_or(nat::NO_UPLINK)),
-    )?;
+    let policy = Policy::single(u32::try_from(active).unwrap_or(nat::NO_UPLINK));
+    dataplane::set_policy(&mut ebpf, policy)?;
 
     let mode = if spec.skb_mode {
         XdpMode::Skb
@@ -419,6 +447,9 @@ async fn load(
         described,
         usable,
         adopted: false,
+        uncounted_redirects,
+        lan,
+        policy,
         pins,
         guard: None,
         _links: links,

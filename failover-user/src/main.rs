@@ -396,6 +396,36 @@ fn status_table(status: &control::StatusReport) -> String {
         },
         status.untranslated_dropped
     );
+    let redirects: Vec<String> = status
+        .uplinks
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {} out, {} in",
+                u.name, u.redirect_failed_to_uplink, u.redirect_failed_to_lan
+            )
+        })
+        .collect();
+    let blackholes: Vec<&str> = status
+        .uplinks
+        .iter()
+        .filter(|u| u.blackhole)
+        .map(|u| u.name.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "data plane: failed redirects {}; map repairs {}; blackhole suspected: {}",
+        match &status.uncounted_redirects {
+            Some(why) => format!("not counted ({why})"),
+            None => redirects.join(", "),
+        },
+        status.map_repairs,
+        if blackholes.is_empty() {
+            "none".to_owned()
+        } else {
+            blackholes.join(", ")
+        }
+    );
     out
 }
 
@@ -464,6 +494,9 @@ mod tests {
             bytes_in: 512,
             guard_masqueraded: Some(3),
             guard_dropped: Some(0),
+            redirect_failed_to_uplink: 7,
+            redirect_failed_to_lan: 0,
+            blackhole: true,
         };
         let table = super::status_table(&failover_user::control::StatusReport {
             active: "fiber".to_owned(),
@@ -471,8 +504,10 @@ mod tests {
             uplinks: vec![uplink],
             suspect_targets: Vec::new(),
             untranslated_dropped: 4,
+            map_repairs: 2,
+            uncounted_redirects: None,
         });
-        let [header, row, guard] = table.lines().collect::<Vec<_>>()[..] else {
+        let [header, row, guard, dataplane] = table.lines().collect::<Vec<_>>()[..] else {
             panic!("{table}")
         };
         for column in ["PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN"] {
@@ -486,6 +521,10 @@ mod tests {
         assert_eq!(
             guard,
             "leak guard: fiber 3 masqueraded, 0 dropped; untranslatable LAN packets dropped by the data plane: 4"
+        );
+        assert_eq!(
+            dataplane,
+            "data plane: failed redirects fiber 7 out, 0 in; map repairs 2; blackhole suspected: fiber"
         );
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use failover_common::verdict::{Reason, UplinkCounters};
+use failover_common::verdict::{Reason, RedirectFailures, UplinkCounters};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -27,6 +27,8 @@ pub(super) struct UplinkSnapshot {
     /// LAN packets on this uplink the leak guard masqueraded and dropped; `None` when its
     /// table could not be read.
     pub guard: Option<GuardCounts>,
+    pub redirect_failures: RedirectFailures,
+    pub blackhole: bool,
 }
 
 /// Everything the metrics say.
@@ -35,6 +37,7 @@ pub(super) struct Snapshot {
     /// Packets per data-plane verdict reason, in code order; `None` when unreadable.
     pub reasons: Option<Vec<u64>>,
     pub switches: u64,
+    pub map_repairs: u64,
 }
 
 pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
@@ -74,6 +77,9 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
                 guard: guard
                     .as_deref()
                     .map(|g| GuardCounts::of(g, &managed.spec.interface)),
+                redirect_failures: dataplane::redirect_failures(ebpf, slot_of(index))
+                    .unwrap_or_default(),
+                blackhole: daemon.watchdog.blackhole(index),
             }
         })
         .collect();
@@ -83,6 +89,7 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
             .inspect_err(|e| debug!(error = %e, "metrics: reading the verdict reasons"))
             .ok(),
         switches: daemon.policy.switches(),
+        map_repairs: daemon.watchdog.repairs,
     }
 }
 
@@ -100,7 +107,40 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     .sample(&[], snapshot.switches);
     probes(&mut text, uplinks);
     leaks(&mut text, snapshot);
+    watchdog(&mut text, snapshot);
     text.finish()
+}
+
+/// What the controller's checks of the data plane found.
+fn watchdog(text: &mut Exposition, snapshot: &Snapshot) {
+    let mut family = text.family(
+        "failover_redirect_failures_total",
+        Type::Counter,
+        "Frames the data plane redirected that never left (empty devmap slot, or refused by \
+         the kernel after the program), by uplink and direction.",
+    );
+    for u in &snapshot.uplinks {
+        let failures = u.redirect_failures;
+        family.sample(
+            &[("uplink", &u.name), ("direction", "out")],
+            failures.to_uplink,
+        );
+        family.sample(&[("uplink", &u.name), ("direction", "in")], failures.to_lan);
+    }
+    let mut family = text.family(
+        "failover_uplink_blackhole",
+        Type::Gauge,
+        "1 while translated packets leave the uplink, nothing comes back and its probes answer.",
+    );
+    for u in &snapshot.uplinks {
+        family.sample(&[("uplink", &u.name)], u64::from(u.blackhole));
+    }
+    text.family(
+        "failover_dataplane_map_repairs_total",
+        Type::Counter,
+        "Times the data plane's maps differed from the controller's intent and were rewritten.",
+    )
+    .sample(&[], snapshot.map_repairs);
 }
 
 /// The data plane's verdicts and what the leak guard caught.
@@ -284,6 +324,11 @@ mod tests {
                     masqueraded: 4,
                     dropped: 2,
                 }),
+                redirect_failures: RedirectFailures {
+                    to_uplink: 6,
+                    to_lan: 1,
+                },
+                blackhole: false,
             },
             UplinkSnapshot {
                 name: "lte".into(),
@@ -294,6 +339,8 @@ mod tests {
                 nat_entries: None,
                 probes: Vec::new(),
                 guard: None,
+                redirect_failures: RedirectFailures::default(),
+                blackhole: true,
             },
         ]
     }
@@ -305,6 +352,7 @@ mod tests {
             uplinks: uplinks(),
             reasons: Some(reasons),
             switches: 7,
+            map_repairs: 3,
         }
     }
 
@@ -334,6 +382,11 @@ mod tests {
             "failover_dataplane_packets_total{reason=\"translated-out\"} 0",
             "failover_leak_guard_packets_total{uplink=\"fiber\",action=\"masquerade\"} 4",
             "failover_leak_guard_packets_total{uplink=\"fiber\",action=\"drop\"} 2",
+            "failover_redirect_failures_total{uplink=\"fiber\",direction=\"out\"} 6",
+            "failover_redirect_failures_total{uplink=\"fiber\",direction=\"in\"} 1",
+            "failover_uplink_blackhole{uplink=\"lte\"} 1",
+            "failover_uplink_blackhole{uplink=\"fiber\"} 0",
+            "failover_dataplane_map_repairs_total 3",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }

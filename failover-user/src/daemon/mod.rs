@@ -3,13 +3,16 @@
 //! and the active uplink — reacting to the kernel's link, address and neighbour changes at
 //! once. It records every change in the event log and answers the CLI.
 
+mod blackhole;
 mod flows;
 mod instance_lock;
 mod metrics;
 mod outage;
 mod probing;
 mod report;
+mod self_check;
 mod switching;
+mod watchdog;
 
 use std::{net::Ipv4Addr, time::Duration};
 
@@ -89,6 +92,7 @@ struct Daemon {
     samples: mpsc::Receiver<Sample>,
     calls: mpsc::Receiver<Call>,
     switching: switching::FlowsOnSwitch,
+    watchdog: watchdog::Watchdog,
     _server: tokio::task::JoinHandle<()>,
     /// Held while this controller runs (`instance_lock`).
     _lock: std::fs::File,
@@ -176,6 +180,7 @@ impl Daemon {
         info!(active = %uplinks[active].spec.name, adopted = running.adopted, "controller running");
         Ok(Self {
             switching: switching::FlowsOnSwitch::default(),
+            watchdog: watchdog::Watchdog::default(),
             path: std::path::PathBuf::new(),
             detach_on_exit: false,
             settle_until,
@@ -232,6 +237,7 @@ impl Daemon {
         }
         self.settle_until = None;
         self.apply(&decision, now);
+        self.watch_dataplane(now);
     }
 
     fn apply(&mut self, decision: &Decision, now: Instant) {

@@ -24,6 +24,8 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
             let status = daemon.health.status(index, now);
             let counters = dataplane::uplink_counters(daemon.running.ebpf(), slot_of(index))
                 .unwrap_or_default();
+            let redirects = dataplane::redirect_failures(daemon.running.ebpf(), slot_of(index))
+                .unwrap_or_default();
             let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
             let guarded = guard
                 .as_deref()
@@ -49,6 +51,9 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
                 bytes_in: counters.bytes_in,
                 guard_masqueraded: guarded.map(|g| g.masqueraded),
                 guard_dropped: guarded.map(|g| g.dropped),
+                redirect_failed_to_uplink: redirects.to_uplink,
+                redirect_failed_to_lan: redirects.to_lan,
+                blackhole: daemon.watchdog.blackhole(index),
             }
         })
         .collect();
@@ -81,5 +86,7 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
             .map(|s| format!("{}: {}", s.target, s.reason))
             .collect(),
         untranslated_dropped,
+        map_repairs: daemon.watchdog.repairs,
+        uncounted_redirects: daemon.running.uncounted_redirects.clone(),
     }
 }

@@ -3,6 +3,7 @@
 //! a router. Loads every program with the data plane's log fully on (the most code to verify)
 //! and reads the kernel's count of verified instructions.
 
+use aya::programs::Program;
 use failover_tests::privilege::skip_unless_root;
 use failover_user::config::DataplaneLog;
 use failover_user::dataplane::{self, TableSizes};
@@ -20,13 +21,23 @@ fn every_program_verifies_within_a_quarter_of_the_limit() {
     let mut ebpf = dataplane::open_pinned(TableSizes::default(), None, DataplaneLog::Debug)
         .expect("opening the data plane object");
     let names: Vec<String> = ebpf.programs().map(|(name, _)| name.to_owned()).collect();
-    assert!(names.len() >= 3, "expected every program, found {names:?}");
+    assert!(names.len() >= 5, "expected every program, found {names:?}");
     let mut counts = Vec::new();
     for name in names {
         let name: &'static str = Box::leak(name.into_boxed_str());
-        let program = dataplane::xdp_program(&mut ebpf, name)
-            .unwrap_or_else(|e| panic!("loading {name}: {e:?}"));
-        let info = program.info().expect("reading the program's info");
+        let info = match ebpf.program_mut(name).expect("listed") {
+            Program::Xdp(_) => dataplane::xdp_program(&mut ebpf, name)
+                .unwrap_or_else(|e| panic!("loading {name}: {e:?}"))
+                .info(),
+            Program::RawTracePoint(program) => {
+                program
+                    .load()
+                    .unwrap_or_else(|e| panic!("loading {name}: {e:?}"));
+                program.info()
+            }
+            _ => panic!("{name}: a program type this test does not know"),
+        }
+        .expect("reading the program's info");
         let Some(insns) = info.verified_instruction_count() else {
             println!(
                 "SKIPPED every_program_verifies_within_a_quarter_of_the_limit: this kernel does \
