@@ -55,6 +55,8 @@ const TIERS: &[Tier] = &[
             "--test",
             "e2e_leak",
             "--test",
+            "e2e_watchdog",
+            "--test",
             "e2e_operator",
             "--",
             "--test-threads=1",
