@@ -62,7 +62,7 @@ fn no_lan_source_leaves_any_uplink() {
     }
     // Fiber takes new flows again after it has been up for the hold-down (30 s): wait for
     // that with a margin, not exactly that long.
-    stream::wait_for_uplink(HOST, Isp::Fiber, Duration::from_secs(60)).expect("fiber is back");
+    stream::wait_for_uplink(HOST, Isp::Fiber, Duration::from_mins(1)).expect("fiber is back");
     stream.stop();
 
     let status = daemon.status().expect("status");
