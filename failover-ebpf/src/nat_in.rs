@@ -102,12 +102,11 @@ fn forward_to_lan(
     }
     packet::decrement_ttl(ip);
     packet::set_macs(eth, params.smac, params.dmac);
-    match maps::DEVICES.redirect(LAN_SLOT, 0) {
-        Ok(action) => Ok(verdict(action, reason)),
-        Err(_) => {
-            redirects::count(redirects::Target::Lan(slot), 1);
-            Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed))
-        }
+    if let Ok(action) = maps::DEVICES.redirect(LAN_SLOT, 0) {
+        Ok(verdict(action, reason))
+    } else {
+        redirects::count(redirects::Target::Lan(slot), 1);
+        Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed))
     }
 }
 

@@ -54,7 +54,10 @@ pub fn on_redirect_error(ctx: &RawTracePointContext) {
     let Some(from) = ifindex_of(ctx.arg::<*const u8>(0)) else {
         return;
     };
-    let index = ctx.arg::<u64>(6) as u32;
+    // The tracepoint's `u32 index`, passed in a 64-bit register.
+    let Ok(index) = u32::try_from(ctx.arg::<u64>(6)) else {
+        return;
+    };
     let target = if from == lan_ifindex() && index < MAX_UPLINKS {
         Some(Target::Uplink(index))
     } else if index == LAN_SLOT {
@@ -70,8 +73,9 @@ pub fn on_redirect_error(ctx: &RawTracePointContext) {
 /// `xdp_devmap_xmit(from_dev, to_dev, sent, drops, err)`: frames a device dropped on transmit.
 #[inline(always)]
 pub fn on_devmap_xmit(ctx: &RawTracePointContext) {
-    let drops = ctx.arg::<u64>(3) as u32 as i32;
-    if drops <= 0 {
+    // The tracepoint's `int drops` sits in the low 32 bits of its register.
+    let drops = ctx.arg::<u64>(3) & u64::from(u32::MAX);
+    if drops == 0 || drops > u64::from(i32::MAX.cast_unsigned()) {
         return;
     }
     let (Some(from), Some(to)) = (
@@ -89,7 +93,7 @@ pub fn on_devmap_xmit(ctx: &RawTracePointContext) {
         None
     };
     if let Some(target) = target {
-        count(target, drops as u64);
+        count(target, drops);
     }
 }
 
@@ -116,6 +120,7 @@ fn ifindex_of(dev: *const u8) -> Option<u32> {
         return None;
     }
     // SAFETY: the helper reads kernel memory safely and fails on a bad address.
-    let ifindex = unsafe { bpf_probe_read_kernel(dev.wrapping_add(offset as usize).cast::<u32>()) };
-    ifindex.ok().filter(|&i| i != 0)
+    let bytes =
+        unsafe { bpf_probe_read_kernel(dev.wrapping_add(offset as usize).cast::<[u8; 4]>()) };
+    bytes.ok().map(u32::from_ne_bytes).filter(|&i| i != 0)
 }
