@@ -8,7 +8,7 @@ use aya::{
 use failover_common::{
     classify::{CLASS_STATS_ENTRIES, Direction, PacketClass, stat_index},
     names, nat,
-    verdict::RedirectFailures,
+    verdict::{RedirectFailures, UplinkCounters},
 };
 
 use crate::config::DataplaneLog;
@@ -159,20 +159,15 @@ pub fn count_refused_redirects(ebpf: &mut Ebpf) -> Result<(), String> {
 
 /// Redirects of uplink `slot` that never left, summed over CPUs.
 pub fn redirect_failures(ebpf: &Ebpf, slot: u32) -> Result<RedirectFailures, DataplaneError> {
-    let name = names::MAP_REDIRECT_FAILURES;
-    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
-    let array = PerCpuArray::<&MapData, RedirectFailures>::try_from(map)
-        .map_err(|source| DataplaneError::Map { name, source })?;
-    let per_cpu = array
-        .get(&slot, 0)
-        .map_err(|source| DataplaneError::Map { name, source })?;
-    Ok(per_cpu
-        .iter()
-        .fold(RedirectFailures::default(), |mut sum, c| {
+    per_cpu_fold(
+        ebpf,
+        names::MAP_REDIRECT_FAILURES,
+        slot,
+        |sum: &mut RedirectFailures, c| {
             sum.to_uplink += c.to_uplink;
             sum.to_lan += c.to_lan;
-            sum
-        }))
+        },
+    )
 }
 
 /// Packet counters per direction and class, summed over CPUs.
@@ -272,27 +267,37 @@ fn read_array<V: Pod>(ebpf: &Ebpf, name: &'static str, index: u32) -> Result<V, 
 }
 
 /// Traffic counters of uplink `slot`, summed over CPUs.
-pub fn uplink_counters(
-    ebpf: &Ebpf,
-    slot: u32,
-) -> Result<failover_common::verdict::UplinkCounters, DataplaneError> {
-    let name = names::MAP_UPLINK_COUNTERS;
-    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
-    let array = PerCpuArray::<&MapData, failover_common::verdict::UplinkCounters>::try_from(map)
-        .map_err(|source| DataplaneError::Map { name, source })?;
-    let per_cpu = array
-        .get(&slot, 0)
-        .map_err(|source| DataplaneError::Map { name, source })?;
-    Ok(per_cpu.iter().fold(
-        failover_common::verdict::UplinkCounters::default(),
-        |mut sum, c| {
+pub fn uplink_counters(ebpf: &Ebpf, slot: u32) -> Result<UplinkCounters, DataplaneError> {
+    per_cpu_fold(
+        ebpf,
+        names::MAP_UPLINK_COUNTERS,
+        slot,
+        |sum: &mut UplinkCounters, c| {
             sum.packets_out += c.packets_out;
             sum.bytes_out += c.bytes_out;
             sum.packets_in += c.packets_in;
             sum.bytes_in += c.bytes_in;
-            sum
         },
-    ))
+    )
+}
+
+/// Entry `index` of the per-CPU array `name`, the CPUs' values added up by `add`.
+fn per_cpu_fold<V: Pod + Default>(
+    ebpf: &Ebpf,
+    name: &'static str,
+    index: u32,
+    add: impl Fn(&mut V, &V),
+) -> Result<V, DataplaneError> {
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let array = PerCpuArray::<&MapData, V>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    let per_cpu = array
+        .get(&index, 0)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    Ok(per_cpu.iter().fold(V::default(), |mut sum, v| {
+        add(&mut sum, v);
+        sum
+    }))
 }
 
 /// Every tracked flow.

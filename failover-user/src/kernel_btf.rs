@@ -2,12 +2,20 @@
 //! read from its BTF (`/sys/kernel/btf/vmlinux`): aya's eBPF side has no CO-RE, so the offset
 //! is found here and handed to the programs as a load-time constant.
 
+use std::sync::OnceLock;
+
 use btf_rs::{Btf, Type};
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
-/// Byte offset of `ifindex` in `struct net_device`.
+/// Byte offset of `ifindex` in `struct net_device`. The kernel's BTF (megabytes) is parsed
+/// once per process: the loader and the tracepoint attachment both ask.
 pub fn net_device_ifindex_offset() -> Result<u32, String> {
+    static OFFSET: OnceLock<Result<u32, String>> = OnceLock::new();
+    OFFSET.get_or_init(read_ifindex_offset).clone()
+}
+
+fn read_ifindex_offset() -> Result<u32, String> {
     let btf = Btf::from_file(VMLINUX).map_err(|e| format!("reading {VMLINUX}: {e}"))?;
     let types = btf
         .resolve_types_by_name("net_device")

@@ -136,21 +136,18 @@ fn an_uplink_that_answers_probes_but_not_traffic_is_a_blackhole() {
     stream::wait_for_uplink(HOST, Isp::Fiber, Duration::from_secs(15)).expect("fiber carries");
     let fiber = Isp::Fiber.uplink();
     let source = fiber.router.ip().to_string();
+    let nft = |command: &str| {
+        Cmd::in_ns(fiber.ns, "nft")
+            .args([command])
+            .run()
+            .expect("nft");
+    };
     // The ISP namespace goes with the lab, and its table with it.
-    Cmd::in_ns(fiber.ns, "nft")
-        .args(["add table ip blackhole"])
-        .run()
-        .expect("nft");
-    Cmd::in_ns(fiber.ns, "nft")
-        .args(["add chain ip blackhole filter { type filter hook forward priority 0; }"])
-        .run()
-        .expect("nft");
-    Cmd::in_ns(fiber.ns, "nft")
-        .args([&format!(
-            "add rule ip blackhole filter ip saddr {source} udp sport 1024-32767 drop"
-        )])
-        .run()
-        .expect("nft");
+    nft("add table ip blackhole");
+    nft("add chain ip blackhole filter { type filter hook forward priority 0; }");
+    nft(&format!(
+        "add rule ip blackhole filter ip saddr {source} udp sport 1024-32767 drop"
+    ));
     let mut stream = EchoStream::start(HOST).expect("starting the UDP stream");
     let flagged = lab::wait_until(Duration::from_secs(25), Duration::from_millis(250), || {
         Ok(daemon
@@ -181,10 +178,7 @@ fn an_uplink_that_answers_probes_but_not_traffic_is_a_blackhole() {
         metrics.is_empty() || metrics.contains("failover_uplink_blackhole{uplink=\"fiber\"} 1"),
         "{metrics}"
     );
-    Cmd::in_ns(fiber.ns, "nft")
-        .args(["delete table ip blackhole"])
-        .run()
-        .expect("nft");
+    nft("delete table ip blackhole");
     let cleared = lab::wait_until(Duration::from_secs(10), Duration::from_millis(250), || {
         Ok(daemon.status()?.uplinks.iter().all(|u| !u.blackhole))
     })

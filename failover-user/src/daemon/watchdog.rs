@@ -179,6 +179,7 @@ impl Daemon {
         self.watchdog
             .reported
             .resize_with(self.uplinks.len(), RedirectFailures::default);
+        let lan = self.config.lan.first().cloned().unwrap_or_default();
         for index in 0..self.uplinks.len() {
             let Ok(failures) = dataplane::redirect_failures(self.running.ebpf(), slot_of(index))
             else {
@@ -187,7 +188,6 @@ impl Daemon {
             let reported = self.watchdog.reported[index];
             let name = self.uplinks[index].spec.name.clone();
             let interface = self.uplinks[index].spec.interface.clone();
-            let lan = self.config.lan.first().cloned().unwrap_or_default();
             for (count, was, target) in [
                 (failures.to_uplink, reported.to_uplink, interface.as_str()),
                 (failures.to_lan, reported.to_lan, lan.as_str()),
