@@ -9,6 +9,7 @@ extern crate std;
 pub mod bench;
 pub mod checksum;
 pub mod classify;
+pub mod limits;
 pub mod names;
 pub mod nat;
 pub mod reset;

@@ -44,9 +44,13 @@ pub const MAP_FLOW_CACHE: &str = "fo_flow_cache";
 pub const MAP_BINDINGS: &str = "fo_bindings";
 /// Reverse index of the bindings: [`crate::nat::ReverseKey`] to [`crate::nat::Binding`].
 pub const MAP_REVERSE: &str = "fo_reverse";
+/// Per LAN host: [`crate::limits::HostKey`] to [`crate::limits::HostUsage`].
+pub const MAP_HOSTS: &str = "fo_hosts";
+/// The one [`crate::limits::HostLimits`].
+pub const MAP_HOST_LIMITS: &str = "fo_host_limits";
 
 /// Every map of the data plane: all are pinned, so a restarted controller finds its state.
-pub const MAPS: [&str; 12] = [
+pub const MAPS: [&str; 14] = [
     MAP_CLASS_STATS,
     MAP_REASONS,
     MAP_UPLINK_COUNTERS,
@@ -59,6 +63,8 @@ pub const MAPS: [&str; 12] = [
     MAP_FLOW_CACHE,
     MAP_BINDINGS,
     MAP_REVERSE,
+    MAP_HOSTS,
+    MAP_HOST_LIMITS,
 ];
 
 /// Load-time constant: nanoseconds per kernel tick (1e9 / `CONFIG_HZ`). The data plane's

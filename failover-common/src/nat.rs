@@ -328,7 +328,10 @@ pub const fn next_tcp_state(state: u8, flags: u8, from_lan: bool) -> u8 {
 
 /// The `attempt`-th external port to try for a new binding, in `[min, max]`. The first try
 /// keeps the LAN port when it is in range (port preservation, RFC 4787 "should"); the next
-/// ones probe linearly from a position hashed from the binding, so hosts spread out.
+/// ones start from a position hashed from the binding, so hosts spread out, and step through
+/// the range in equal strides of a `PORT_PROBES`th of it. Linear probes would fail together
+/// in a block of ports one host holds (port preservation makes a flooding host's ports one
+/// block): a new binding hashed into it would find no free port.
 #[must_use]
 #[inline(always)]
 #[expect(
@@ -343,7 +346,12 @@ pub const fn candidate_port(min: u16, max: u16, lan_port: u16, hash: u32, attemp
     let offset = if attempt == 0 && lan_port >= min && lan_port <= max {
         (lan_port - min) as u32
     } else {
-        (hash % span + attempt % span) % span
+        let stride = if span > PORT_PROBES {
+            span / PORT_PROBES
+        } else {
+            1
+        };
+        (hash % span + (attempt % span) * stride) % span
     };
     (min as u32 + offset) as u16
 }
@@ -470,6 +478,20 @@ mod tests {
             "1000 flows landed in only {} slots",
             used.len()
         );
+    }
+
+    #[test]
+    fn a_block_of_taken_ports_cannot_defeat_every_probe() {
+        // A flooding host holds 1024..=5119 (its own ports, preserved); any other binding
+        // must find a free port among its probes, wherever its hash starts.
+        let (min, max) = (1024, 32767);
+        let taken = 1024..=5119;
+        for hash in (0..=u32::from(max - min)).step_by(7) {
+            let free = (0..PORT_PROBES)
+                .map(|attempt| candidate_port(min, max, 40000, hash, attempt))
+                .any(|port| !taken.contains(&port));
+            assert!(free, "hash {hash}: every probe in the taken block");
+        }
     }
 
     #[test]

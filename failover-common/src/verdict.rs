@@ -51,9 +51,16 @@ pub enum Reason {
     /// A TCP segment of a flow whose uplink failed (or that the controller moves to another
     /// uplink): answered with a RST to the LAN host, so its application reconnects at once.
     ResetToClient = 20,
+    /// A new flow of a LAN host that already has `[limits] flows_per_host` live flows:
+    /// dropped (`XDP_DROP`; in the kernel's hands it would leave untranslated). The host's
+    /// existing flows go on; `fo_hosts` counts the refusal for the host.
+    HostFlowLimit = 21,
+    /// A new external port for a LAN host that already holds `[limits] ports_per_host` on
+    /// the uplink: dropped, like [`Reason::HostFlowLimit`].
+    HostPortLimit = 22,
 }
 
-pub const REASON_COUNT: u32 = 21;
+pub const REASON_COUNT: u32 = 23;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -78,6 +85,8 @@ impl Reason {
         Reason::IcmpErrorTranslated,
         Reason::RedirectFailed,
         Reason::ResetToClient,
+        Reason::HostFlowLimit,
+        Reason::HostPortLimit,
     ];
 
     #[must_use]
@@ -104,6 +113,8 @@ impl Reason {
             Reason::IcmpErrorTranslated => "icmp-error-translated",
             Reason::RedirectFailed => "redirect-failed",
             Reason::ResetToClient => "reset-to-client",
+            Reason::HostFlowLimit => "host-flow-limit",
+            Reason::HostPortLimit => "host-port-limit",
         }
     }
 }

@@ -15,7 +15,10 @@ use failover_common::{
     verdict::Reason,
 };
 
-use crate::maps::{BINDINGS, FLOW_CACHE, FLOWS, POLICY, REVERSE, UPLINKS};
+use crate::{
+    host_limits,
+    maps::{BINDINGS, FLOW_CACHE, FLOWS, POLICY, REVERSE, UPLINKS},
+};
 
 /// Nanoseconds per kernel tick, set by the loader (`names::GLOBAL_NS_PER_TICK`).
 #[unsafe(no_mangle)]
@@ -127,7 +130,11 @@ pub fn steer_outbound(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steering
 /// The flow table's answer for an outbound packet (see [`steer_outbound`]).
 #[inline(always)]
 fn steer_through_table(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steering, Reason> {
+    // A key still in the table (expired, or leaving its uplink) holds its place in the
+    // host's flow count.
+    let mut in_table = false;
     if let Some(flow) = FLOWS.get_ptr_mut(key) {
+        in_table = true;
         // SAFETY: a map value pointer; concurrent updates of these plain fields are benign.
         let flow = unsafe { &mut *flow };
         let live = !expired(
@@ -164,7 +171,14 @@ fn steer_through_table(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steerin
             usable_uplink(policy.active).ok_or(Reason::NoUplink)?,
         ),
     };
-    let ext_port = bind(key, slot, uplink, now)?;
+    let existing = existing_binding(key, slot, now);
+    if !in_table || existing.is_none() {
+        host_limits::admit(key.lan_addr, slot, now, !in_table, existing.is_none())?;
+    }
+    let ext_port = match existing {
+        Some(ext_port) => ext_port,
+        None => allocate_port(key, slot, uplink, now)?,
+    };
     let state = if key.proto == ip_proto::TCP {
         next_tcp_state(tcp_state::OPENING, tcp_flags, true)
     } else {
@@ -246,22 +260,28 @@ fn slot_byte(slot: u32) -> u8 {
     slot as u8
 }
 
-/// The external port of the LAN end of `key` on uplink `slot`: its existing binding, or a
-/// newly allocated free port (endpoint-independent mapping).
 #[inline(always)]
-fn bind(key: &FlowKey, slot: u32, uplink: &Uplink, now: u64) -> Result<[u8; 2], Reason> {
-    let bkey = BindingKey {
+fn binding_key(key: &FlowKey, slot: u32) -> BindingKey {
+    BindingKey {
         lan_addr: key.lan_addr,
         lan_port: key.lan_port,
         proto: key.proto,
         uplink: slot_byte(slot),
-    };
-    // SAFETY: a map value read by copy.
-    if let Some(existing) = unsafe { BINDINGS.get(bkey) }.copied()
-        && refresh_reverse(key, slot, existing.ext_port, now)
-    {
-        return Ok(existing.ext_port);
     }
+}
+
+/// The external port the LAN end of `key` already holds on uplink `slot`, while its
+/// reverse entry still maps back to it (endpoint-independent mapping).
+#[inline(always)]
+fn existing_binding(key: &FlowKey, slot: u32, now: u64) -> Option<[u8; 2]> {
+    // SAFETY: a map value read by copy.
+    let existing = unsafe { BINDINGS.get(binding_key(key, slot)) }.copied()?;
+    refresh_reverse(key, slot, existing.ext_port, now).then_some(existing.ext_port)
+}
+
+/// A newly allocated free external port for the LAN end of `key` on uplink `slot`.
+#[inline(always)]
+fn allocate_port(key: &FlowKey, slot: u32, uplink: &Uplink, now: u64) -> Result<[u8; 2], Reason> {
     let hash = binding_hash(key.lan_addr, key.lan_port, key.proto);
     let lan_port = u16::from_be_bytes(key.lan_port);
     for attempt in 0..PORT_PROBES {
@@ -275,7 +295,7 @@ fn bind(key: &FlowKey, slot: u32, uplink: &Uplink, now: u64) -> Result<[u8; 2], 
         };
         let rkey = reverse_key(ext_port, key.proto, slot);
         if claim(&rkey, &binding, key.proto, now) {
-            let _ = BINDINGS.insert(bkey, binding, u64::from(BPF_ANY));
+            let _ = BINDINGS.insert(binding_key(key, slot), binding, u64::from(BPF_ANY));
             return Ok(ext_port);
         }
     }

@@ -10,6 +10,7 @@
 mod classify;
 mod cursor;
 mod flows;
+mod host_limits;
 mod icmp_error;
 mod maps;
 mod mss;

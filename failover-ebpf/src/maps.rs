@@ -8,6 +8,7 @@ use aya_ebpf::{
 };
 use failover_common::{
     classify::CLASS_STATS_ENTRIES,
+    limits::{HOST_ENTRIES, HostKey, HostLimits, HostUsage},
     nat::{
         BINDING_ENTRIES, Binding, BindingKey, CachedFlow, DEVICE_SLOTS, FLOW_CACHE_SLOTS,
         FLOW_ENTRIES, Flow, FlowKey, Lan, MAX_UPLINKS, Policy, ReverseKey, Uplink,
@@ -69,3 +70,11 @@ pub static BINDINGS: LruHashMap<BindingKey, Binding, { BINDING_ENTRIES as usize 
 #[btf_map(name = "fo_reverse")]
 pub static REVERSE: LruHashMap<ReverseKey, Binding, { BINDING_ENTRIES as usize }> =
     LruHashMap::new();
+
+/// `names::MAP_HOSTS`: what each LAN host holds and was refused (`failover_common::limits`).
+#[btf_map(name = "fo_hosts")]
+pub static HOSTS: LruHashMap<HostKey, HostUsage, { HOST_ENTRIES as usize }> = LruHashMap::new();
+
+/// `names::MAP_HOST_LIMITS`: the per-host limits, renewed by the controller at each recount.
+#[btf_map(name = "fo_host_limits")]
+pub static HOST_LIMITS: Array<HostLimits, 1> = Array::new();

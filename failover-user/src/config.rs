@@ -61,6 +61,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Generic (skb) XDP instead of the driver's native XDP, for drivers without XDP support.
     #[serde(default)]
     pub skb_mode: bool,
@@ -358,6 +360,28 @@ pub struct MetricsConfig {
     /// Where `GET /metrics` is answered (`"127.0.0.1:9469"`); default: nowhere. The endpoint
     /// has no authentication: keep it on loopback or a management network.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[limits]`: what one LAN host may hold, so that a host opening flows fast (a port scan, a
+/// torrent client, a compromised camera) cannot fill the NAT tables or an uplink's ports and
+/// push out other hosts' flows. New flows past a limit are dropped and counted for the host;
+/// its existing flows go on. 0 turns a limit off. Applied on reload.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Live flows per LAN host (a busy browser keeps a few hundred).
+    pub flows_per_host: u32,
+    /// External ports per LAN host on each uplink (one per local port a host talks from).
+    pub ports_per_host: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            flows_per_host: failover_common::limits::DEFAULT_FLOWS_PER_HOST,
+            ports_per_host: failover_common::limits::DEFAULT_PORTS_PER_HOST,
+        }
+    }
 }
 
 /// `[logging]`. The controller's own log level is `RUST_LOG` (default `info`).

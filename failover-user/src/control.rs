@@ -100,6 +100,26 @@ pub struct StatusReport {
     /// Why redirects the kernel refuses are not counted; `None` when they are.
     #[serde(default)]
     pub uncounted_redirects: Option<String>,
+    /// `[limits]` in force: live flows per LAN host, external ports per host and uplink
+    /// (0: no limit).
+    #[serde(default)]
+    pub flows_per_host: u32,
+    #[serde(default)]
+    pub ports_per_host: u32,
+    /// LAN hosts whose new flows were refused at a limit since the daemon started.
+    #[serde(default)]
+    pub limited_hosts: Vec<LimitedHost>,
+}
+
+/// A LAN host refused new flows at its `[limits]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitedHost {
+    pub host: String,
+    /// New flows refused at the flow limit, and at the port limit (the data plane's totals).
+    pub refused_flows: u64,
+    pub refused_ports: u64,
+    /// Refused within the last minute.
+    pub ongoing: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ use aya::{
 };
 use failover_common::{
     classify::{CLASS_STATS_ENTRIES, Direction, PacketClass, stat_index},
+    limits::{HostKey, HostLimits, HostUsage},
     names, nat,
     verdict::{RedirectFailures, UplinkCounters},
 };
@@ -338,6 +339,48 @@ pub fn reverse_bindings(
     ebpf: &Ebpf,
 ) -> Result<Vec<(nat::ReverseKey, nat::Binding)>, DataplaneError> {
     hash_entries(ebpf, names::MAP_REVERSE)
+}
+
+/// Sets the per-host limits and how long the data plane enforces them without renewal.
+pub fn set_host_limits(ebpf: &mut Ebpf, limits: HostLimits) -> Result<(), DataplaneError> {
+    write_array(ebpf, names::MAP_HOST_LIMITS, 0, limits)
+}
+
+/// The per-host limits the data plane holds.
+pub fn host_limits(ebpf: &Ebpf) -> Result<HostLimits, DataplaneError> {
+    read_array(ebpf, names::MAP_HOST_LIMITS, 0)
+}
+
+/// What each LAN host holds and was refused, as the data plane counted it.
+pub fn hosts(ebpf: &Ebpf) -> Result<Vec<(HostKey, HostUsage)>, DataplaneError> {
+    hash_entries(ebpf, names::MAP_HOSTS)
+}
+
+/// Writes a host's true counts (`None`: forgets the host), keeping the refusals the data
+/// plane counted: the entry is read back just before it is written.
+pub fn correct_host(
+    ebpf: &mut Ebpf,
+    key: HostKey,
+    counts: Option<(u32, [u32; nat::MAX_UPLINKS as usize])>,
+) -> Result<(), DataplaneError> {
+    let name = names::MAP_HOSTS;
+    let map = ebpf.map_mut(name).ok_or(DataplaneError::MissingMap(name))?;
+    let mut table = HashMap::<&mut MapData, HostKey, HostUsage>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    let Some((flows, ports)) = counts else {
+        return match table.remove(&key) {
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(())
+            }
+            other => other.map_err(|source| DataplaneError::Map { name, source }),
+        };
+    };
+    let mut usage = table.get(&key, 0).unwrap_or_default();
+    usage.flows = flows;
+    usage.ports = ports;
+    table
+        .insert(key, usage, 0)
+        .map_err(|source| DataplaneError::Map { name, source })
 }
 
 fn hash_entries<K: Pod, V: Pod>(

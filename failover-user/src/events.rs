@@ -27,6 +27,9 @@ pub mod kind {
     /// The data plane did not do what it was told: its maps drifted from the controller's
     /// intent (repaired), an uplink is a blackhole, or the kernel refused redirects.
     pub const DATAPLANE: &str = "dataplane";
+    /// A LAN host reached its `[limits]` (`ok` to `limited`: its new flows are dropped) or
+    /// is no longer refused (`limited` to `ok`); the host is in the evidence.
+    pub const HOST_LIMIT: &str = "host-limit";
 }
 
 /// A hook still running after this long is killed.

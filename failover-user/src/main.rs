@@ -396,6 +396,13 @@ fn status_table(status: &control::StatusReport) -> String {
         },
         status.untranslated_dropped
     );
+    out.push_str(&dataplane_line(status));
+    out.push_str(&host_limits_line(status));
+    out
+}
+
+/// The status table's line on the data plane's own checks (see `daemon::watchdog`).
+fn dataplane_line(status: &control::StatusReport) -> String {
     let redirects: Vec<String> = status
         .uplinks
         .iter()
@@ -412,9 +419,8 @@ fn status_table(status: &control::StatusReport) -> String {
         .filter(|u| u.blackhole)
         .map(|u| u.name.as_str())
         .collect();
-    let _ = writeln!(
-        out,
-        "data plane: failed redirects {}; map repairs {}; blackhole suspected: {}",
+    format!(
+        "data plane: failed redirects {}; map repairs {}; blackhole suspected: {}\n",
         match &status.uncounted_redirects {
             Some(why) => format!("not counted ({why})"),
             None => redirects.join(", "),
@@ -425,8 +431,34 @@ fn status_table(status: &control::StatusReport) -> String {
         } else {
             blackholes.join(", ")
         }
-    );
-    out
+    )
+}
+
+/// The status table's line on `[limits]` and the hosts refused at them.
+fn host_limits_line(status: &control::StatusReport) -> String {
+    let refused: Vec<String> = status
+        .limited_hosts
+        .iter()
+        .map(|h| {
+            format!(
+                "{} ({} flows, {} ports{})",
+                h.host,
+                h.refused_flows,
+                h.refused_ports,
+                if h.ongoing { ", now" } else { "" }
+            )
+        })
+        .collect();
+    format!(
+        "host limits: {} flows, {} ports per uplink (0: none); refused: {}\n",
+        status.flows_per_host,
+        status.ports_per_host,
+        if refused.is_empty() {
+            "none".to_owned()
+        } else {
+            refused.join(", ")
+        }
+    )
 }
 
 /// `bytes` for a person: "512 B", "1.5 KiB", "20.0 MiB".
@@ -506,8 +538,16 @@ mod tests {
             untranslated_dropped: 4,
             map_repairs: 2,
             uncounted_redirects: None,
+            flows_per_host: 8192,
+            ports_per_host: 4096,
+            limited_hosts: vec![failover_user::control::LimitedHost {
+                host: "10.0.0.12".to_owned(),
+                refused_flows: 300,
+                refused_ports: 5,
+                ongoing: true,
+            }],
         });
-        let [header, row, guard, dataplane] = table.lines().collect::<Vec<_>>()[..] else {
+        let [header, row, guard, dataplane, limits] = table.lines().collect::<Vec<_>>()[..] else {
             panic!("{table}")
         };
         for column in ["PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN"] {
@@ -525,6 +565,10 @@ mod tests {
         assert_eq!(
             dataplane,
             "data plane: failed redirects fiber 7 out, 0 in; map repairs 2; blackhole suspected: fiber"
+        );
+        assert_eq!(
+            limits,
+            "host limits: 8192 flows, 4096 ports per uplink (0: none); refused: 10.0.0.12 (300 flows, 5 ports, now)"
         );
     }
 

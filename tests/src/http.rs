@@ -63,6 +63,26 @@ impl KeepAlive {
         Ok(())
     }
 
+    /// `GET /blob.bin`, read whole at about `rate` bytes a second: the SHA-256 (hex) of what
+    /// arrived, to compare with [`crate::lab::BLOB_SHA256`].
+    pub fn download_blob(&mut self, rate: u32) -> Result<String> {
+        const CHUNK: usize = 4096;
+        self.request(Plan::BLOB_PATH)?;
+        let length = self.read_headers()?;
+        let pause = Duration::from_secs(1) * u32::try_from(CHUNK)? / rate.max(1);
+        let mut body = Vec::with_capacity(length);
+        let mut buf = [0; CHUNK];
+        while body.len() < length {
+            let want = CHUNK.min(length - body.len());
+            self.reader
+                .read_exact(&mut buf[..want])
+                .with_context(|| format!("reading the download at byte {}", body.len()))?;
+            body.extend_from_slice(&buf[..want]);
+            std::thread::sleep(pause);
+        }
+        Ok(crate::lab::sha256_hex(&body))
+    }
+
     /// Reads what is left as fast as it comes until the connection fails or `deadline`:
     /// the error the application sees (e.g. `ConnectionReset`), or an error saying the data
     /// ended or kept coming.

@@ -7,6 +7,7 @@
 pub mod capture;
 #[cfg(feature = "daemon")]
 pub mod daemon;
+pub mod flood;
 pub mod frame;
 pub mod http;
 pub mod interrupt;

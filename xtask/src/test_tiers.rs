@@ -57,6 +57,8 @@ const TIERS: &[Tier] = &[
             "--test",
             "e2e_watchdog",
             "--test",
+            "e2e_limits",
+            "--test",
             "e2e_operator",
             "--",
             "--test-threads=1",

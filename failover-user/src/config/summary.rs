@@ -68,6 +68,11 @@ impl Config {
             ),
         );
         let _ = writeln!(out, "data-plane log: {}", self.logging.dataplane.name());
+        let _ = writeln!(
+            out,
+            "per-host limits: {} flows, {} ports per uplink (0: no limit)",
+            self.limits.flows_per_host, self.limits.ports_per_host
+        );
         let _ = write!(
             out,
             "events: log {}, hook {}",

@@ -477,3 +477,37 @@ fn dataplane_log_is_off_by_default_and_takes_a_level() {
     assert!(problem.message.contains("loud"), "{problem:#?}");
     assert_eq!(problem.line, 6, "{problem:#?}");
 }
+
+#[test]
+fn host_limits_default_to_what_a_household_never_hits_and_zero_turns_them_off() {
+    let default = parse(ONE, "t").unwrap();
+    assert_eq!(default.limits.flows_per_host, 8192);
+    assert_eq!(default.limits.ports_per_host, 4096);
+    assert!(
+        default
+            .summary()
+            .contains("per-host limits: 8192 flows, 4096 ports per uplink"),
+        "{}",
+        default.summary()
+    );
+
+    let off = parse(
+        &format!("{ONE}[limits]\nflows_per_host = 0\nports_per_host = 0\n"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(off.limits.flows_per_host, 0);
+    assert_eq!(off.limits.ports_per_host, 0);
+
+    for bad in [
+        "flows_per_host = -1",
+        "flows_per_host = \"many\"",
+        "per_host = 3",
+    ] {
+        let found = problems(&format!("{ONE}[limits]\n{bad}\n"));
+        let [problem] = &found[..] else {
+            panic!("{bad}: {found:#?}")
+        };
+        assert_eq!(problem.line, 6, "{bad}: {problem:#?}");
+    }
+}

@@ -38,6 +38,8 @@ pub(super) struct Snapshot {
     pub reasons: Option<Vec<u64>>,
     pub switches: u64,
     pub map_repairs: u64,
+    /// Refused new flows per LAN host: (host, at the flow limit, at the port limit).
+    pub refused_hosts: Vec<(String, u64, u64)>,
 }
 
 pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
@@ -90,6 +92,12 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
             .ok(),
         switches: daemon.policy.switches(),
         map_repairs: daemon.watchdog.repairs,
+        refused_hosts: daemon
+            .host_limiter
+            .refused
+            .iter()
+            .map(|(host, r)| (host.to_string(), r.flows, r.ports))
+            .collect(),
     }
 }
 
@@ -141,6 +149,15 @@ fn watchdog(text: &mut Exposition, snapshot: &Snapshot) {
         "Times the data plane's maps differed from the controller's intent and were rewritten.",
     )
     .sample(&[], snapshot.map_repairs);
+    let mut family = text.family(
+        "failover_host_refused_flows_total",
+        Type::Counter,
+        "New flows of a LAN host dropped at its [limits], by host and limit (flows, ports).",
+    );
+    for (host, flows, ports) in &snapshot.refused_hosts {
+        family.sample(&[("host", host), ("limit", "flows")], *flows);
+        family.sample(&[("host", host), ("limit", "ports")], *ports);
+    }
 }
 
 /// The data plane's verdicts and what the leak guard caught.
@@ -353,6 +370,7 @@ mod tests {
             reasons: Some(reasons),
             switches: 7,
             map_repairs: 3,
+            refused_hosts: vec![("10.0.0.12".to_owned(), 300, 5)],
         }
     }
 
@@ -387,6 +405,8 @@ mod tests {
             "failover_uplink_blackhole{uplink=\"lte\"} 1",
             "failover_uplink_blackhole{uplink=\"fiber\"} 0",
             "failover_dataplane_map_repairs_total 3",
+            "failover_host_refused_flows_total{host=\"10.0.0.12\",limit=\"flows\"} 300",
+            "failover_host_refused_flows_total{host=\"10.0.0.12\",limit=\"ports\"} 5",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }

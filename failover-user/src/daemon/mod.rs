@@ -5,6 +5,7 @@
 
 mod blackhole;
 mod flows;
+mod host_limits;
 mod instance_lock;
 mod metrics;
 mod outage;
@@ -93,9 +94,19 @@ struct Daemon {
     calls: mpsc::Receiver<Call>,
     switching: switching::FlowsOnSwitch,
     watchdog: watchdog::Watchdog,
+    host_limiter: host_limits::HostLimiter,
     _server: tokio::task::JoinHandle<()>,
     /// Held while this controller runs (`instance_lock`).
     _lock: std::fs::File,
+}
+
+fn open_control_socket(
+    config: &Config,
+    calls: mpsc::Sender<Call>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let socket = &config.control.socket;
+    control::serve(socket, calls)
+        .with_context(|| format!("opening the control socket {}", socket.display()))
 }
 
 impl Daemon {
@@ -171,16 +182,12 @@ impl Daemon {
         // An empty balance differs from any decision: the first tick writes the real one.
         let (call_tx, calls) = mpsc::channel(16);
         crate::metrics::spawn(config.metrics.listen, &call_tx);
-        let server = control::serve(&config.control.socket, call_tx).with_context(|| {
-            format!(
-                "opening the control socket {}",
-                config.control.socket.display()
-            )
-        })?;
+        let server = open_control_socket(&config, call_tx)?;
         info!(active = %uplinks[active].spec.name, adopted = running.adopted, "controller running");
         Ok(Self {
             switching: switching::FlowsOnSwitch::default(),
             watchdog: watchdog::Watchdog::default(),
+            host_limiter: host_limits::HostLimiter::default(),
             path: std::path::PathBuf::new(),
             detach_on_exit: false,
             settle_until,
@@ -238,6 +245,7 @@ impl Daemon {
         self.settle_until = None;
         self.apply(&decision, now);
         self.watch_dataplane(now);
+        self.limit_hosts(now);
     }
 
     fn apply(&mut self, decision: &Decision, now: Instant) {
@@ -600,11 +608,14 @@ impl Daemon {
             return;
         }
         self.config.events.hook.clone_from(&new.events.hook);
+        self.config.limits.clone_from(&new.limits);
+        // The next recount writes the new limits.
+        self.host_limiter.renew_now();
         if new == self.config {
-            info!("config reloaded: event hook applied");
+            info!("config reloaded: event hook and host limits applied");
         } else {
             warn!(
-                "config reloaded: the event hook is applied; other changes take effect when the daemon restarts"
+                "config reloaded: the event hook and host limits are applied; other changes take effect when the daemon restarts"
             );
         }
     }

@@ -8,7 +8,7 @@ use failover_common::verdict::Reason;
 
 use super::{Daemon, slot_of, state_name};
 use crate::{
-    control::{StatusReport, UplinkReport},
+    control::{LimitedHost, StatusReport, UplinkReport},
     dataplane,
     kernel_guard::GuardCounts,
     loader,
@@ -88,5 +88,18 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
         untranslated_dropped,
         map_repairs: daemon.watchdog.repairs,
         uncounted_redirects: daemon.running.uncounted_redirects.clone(),
+        flows_per_host: daemon.config.limits.flows_per_host,
+        ports_per_host: daemon.config.limits.ports_per_host,
+        limited_hosts: daemon
+            .host_limiter
+            .refused
+            .iter()
+            .map(|(host, refused)| LimitedHost {
+                host: host.to_string(),
+                refused_flows: refused.flows,
+                refused_ports: refused.ports,
+                ongoing: refused.ongoing,
+            })
+            .collect(),
     }
 }

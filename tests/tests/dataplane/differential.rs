@@ -75,8 +75,14 @@ const LOOPBACK_IFINDEX: u32 = 1;
 const ETH_HLEN: usize = 14;
 const IPV4_HLEN: usize = 20;
 
-/// Reasons this setup cannot produce: every devmap slot an uplink or the LAN uses is set.
-const UNREACHABLE_REASONS: [Reason; 1] = [Reason::RedirectFailed];
+/// Reasons this setup cannot produce: every devmap slot an uplink or the LAN uses is set, and
+/// no per-host limits are (a fresh `fo_host_limits` limits nothing; `host_limits.rs` tests
+/// them on their own).
+const UNREACHABLE_REASONS: [Reason; 3] = [
+    Reason::RedirectFailed,
+    Reason::HostFlowLimit,
+    Reason::HostPortLimit,
+];
 
 #[test]
 fn differential_against_the_model() {

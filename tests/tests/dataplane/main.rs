@@ -4,6 +4,7 @@
 mod classify;
 mod differential;
 mod harness;
+mod host_limits;
 mod loader;
 mod nat;
 mod scratch_netns;
