@@ -33,6 +33,9 @@ impl Capture {
                 "root",
                 "-Q",
                 "in",
+                // Headers are all a check of sources needs; a long soak stays small.
+                "-s",
+                "96",
                 "-i",
                 uplink.gateway.name,
                 "-w",

@@ -117,6 +117,26 @@ impl DaemonGuard {
         self.spawn()
     }
 
+    /// The running daemon's pid.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Rewrites the config with `extra` appended (as [`Self::start_with`]) and has the
+    /// daemon re-read it (SIGHUP, to its own pid).
+    pub fn reload_with(&self, extra: &str) -> Result<()> {
+        let text = format!("{}{extra}", config_text(&self.dir));
+        fs::write(self.config_path(), text).context("rewriting the lab config")?;
+        let pid = self.pid().context("no daemon process")?;
+        // SAFETY: a plain signal to our own child.
+        let rc = unsafe { libc::kill(i32::try_from(pid)?, libc::SIGHUP) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("SIGHUP to the daemon");
+        }
+        Ok(())
+    }
+
     /// Where the data plane's maps and links are pinned: on a BPF filesystem of this guard's
     /// own (mounted in its temp dir, where `ip netns exec`, which hides /sys/fs/bpf, still
     /// sees it), so tests never meet a real router's data plane or another test's.

@@ -30,6 +30,11 @@ impl KeepAlive {
         })
     }
 
+    /// How long a read may wait for data before it fails (3 s after [`Self::open`]).
+    pub fn set_read_timeout(&mut self, timeout: Duration) -> Result<()> {
+        Ok(self.reader.get_ref().set_read_timeout(Some(timeout))?)
+    }
+
     /// `GET /whoami` on this connection: the address the server sees for this flow.
     pub fn whoami(&mut self) -> Result<Ipv4Addr> {
         self.request(Plan::WHOAMI_PATH)?;

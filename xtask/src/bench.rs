@@ -60,13 +60,46 @@ pub enum BenchCommand {
         #[arg(long)]
         trials: Option<u32>,
     },
+    /// Flood: one LAN host opens 300 000 new UDP flows as fast as it can while another keeps
+    /// a UDP stream and a download going and a third opens new flows, with the default
+    /// `[limits]` and with them off. Reports the flood's rate and what the other hosts saw.
+    /// Needs root (says SKIPPED otherwise); takes about 2 minutes with the defaults.
+    Flood {
+        /// Print one JSON document on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Trials per setting [default: 3].
+        #[arg(long)]
+        trials: Option<u32>,
+        /// New flows per flood [default: 300000].
+        #[arg(long)]
+        flows: Option<u32>,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Failover { json, trials } => crate::bench_failover::run(json, trials),
+        BenchCommand::Flood {
+            json,
+            trials,
+            flows,
+        } => run_flood(json, trials, flows),
         dataplane @ BenchCommand::Dataplane { .. } => run_dataplane(dataplane),
     }
+}
+
+fn run_flood(json: bool, trials: Option<u32>, flows: Option<u32>) -> anyhow::Result<()> {
+    let mut args: Vec<String> = Vec::new();
+    if json {
+        args.push("--json".to_owned());
+    }
+    for (flag, value) in [("--trials", trials), ("--flows", flows)] {
+        if let Some(value) = value {
+            args.extend([flag.to_owned(), value.to_string()]);
+        }
+    }
+    crate::failover_bin::exec_example("bench_flood", &args)
 }
 
 fn run_dataplane(cmd: BenchCommand) -> anyhow::Result<()> {

@@ -43,6 +43,16 @@ enum Task {
     /// the LAN's outage when an uplink fails.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// A soak, not part of CI: mixed TCP/UDP/ICMP traffic from every LAN host for MINUTES, a
+    /// fault on fiber every 30 s cycling through every kind, a controller restart every 3
+    /// minutes and a config reload every 5; then, after the NAT timeouts, checks for leaks
+    /// at the ISPs, intact-or-reset downloads, flat controller memory and idle NAT tables.
+    /// Needs root; takes MINUTES plus about 6.
+    Soak {
+        /// Minutes of traffic and faults.
+        #[arg(long, default_value_t = 20, value_name = "MINUTES")]
+        minutes: u32,
+    },
     /// Build the release binary and install it as PREFIX/sbin/failover, with the systemd
     /// unit in /etc/systemd/system/ and, unless one exists, a config skeleton in
     /// /etc/failover/failover.toml.
@@ -78,6 +88,10 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(cmd) => {
             setup::ensure(setup::Mode::Quiet)?;
             bench::run(cmd)
+        }
+        Task::Soak { minutes } => {
+            setup::ensure(setup::Mode::Quiet)?;
+            failover_bin::exec_example("soak", &["--minutes".to_owned(), minutes.to_string()])
         }
         Task::Install { prefix, dry_run } => install::run(&prefix, dry_run),
         Task::Run { config } => run_cmd::run(&config),
