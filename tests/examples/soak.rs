@@ -1,7 +1,8 @@
 //! `cargo xtask soak [--minutes N]`: a soak, not part of CI. Both LAN hosts keep mixed
 //! traffic going (1 MiB HTTP downloads one after another, a UDP echo stream every 10 ms, a
-//! ping a second) while fiber meets a fault every 30 s (held 10 s, then healed), cycling
-//! through every fault kind; the controller is restarted every 3 minutes (SIGTERM and
+//! ping a second) while an uplink meets a fault every 30 s (held 10 s, then healed): fiber
+//! and lte in turn, so each fault hits the uplink carrying the traffic (after a fault on
+//! fiber, lte carries it through fiber's hold-down), each fault kind on each; the controller is restarted every 3 minutes (SIGTERM and
 //! `kill -9` in turn) and its config reloaded every 5 (the host limits changed). tcpdump
 //! watches both ISPs the whole time. After the traffic stops and the NAT timeouts pass, it
 //! checks:
@@ -192,7 +193,8 @@ struct Schedule {
     next_restart: Instant,
     next_reload: Instant,
     next_sample: Instant,
-    heal_at: Option<Instant>,
+    /// The uplink faulted now, and when it heals.
+    faulted: Option<(Isp, Instant)>,
     /// Finished controller instances, and the running one.
     rss: Vec<Rss>,
     current: Option<Rss>,
@@ -212,7 +214,7 @@ impl Schedule {
             next_restart: start + RESTART_EVERY,
             next_reload: start + RELOAD_EVERY,
             next_sample: start,
-            heal_at: None,
+            faulted: None,
             rss: Vec::new(),
             current: None,
             peak_live: 0,
@@ -241,16 +243,19 @@ impl Schedule {
             self.peak_live = self.peak_live.max(live);
         }
         if now >= self.next_fault {
-            let fault = FAULTS[self.faults % FAULTS.len()];
-            self.say(&format!("fault {fault} on fiber"));
-            lab::fault(Isp::Fiber, fault)?;
+            let isp = Isp::ALL[self.faults % Isp::ALL.len()];
+            let fault = FAULTS[self.faults / Isp::ALL.len() % FAULTS.len()];
+            self.say(&format!("fault {fault} on {}", isp.name()));
+            lab::fault(isp, fault)?;
             self.faults += 1;
-            self.heal_at = Some(now + FAULT_HELD);
+            self.faulted = Some((isp, now + FAULT_HELD));
             self.next_fault = now + FAULT_EVERY;
         }
-        if self.heal_at.is_some_and(|at| now >= at) {
-            lab::heal(Isp::Fiber)?;
-            self.heal_at = None;
+        if let Some((isp, at)) = self.faulted
+            && now >= at
+        {
+            lab::heal(isp)?;
+            self.faulted = None;
         }
         if now >= self.next_restart {
             self.rss.extend(self.current.take());
@@ -277,8 +282,8 @@ impl Schedule {
     /// Heals what is still faulted and closes the running instance's record.
     fn finish(&mut self) -> Result<()> {
         self.rss.extend(self.current.take());
-        if self.heal_at.take().is_some() {
-            lab::heal(Isp::Fiber)?;
+        if let Some((isp, _)) = self.faulted.take() {
+            lab::heal(isp)?;
         }
         Ok(())
     }
@@ -300,10 +305,10 @@ fn report(
         .iter()
         .all(|r| r.last as f64 <= first as f64 * RSS_GROWTH_LIMIT);
     println!(
-        "soak: {} min, {} faults (each kind {} times), {} restarts, {} reloads",
+        "soak: {} min, {} faults (each kind {} times on each uplink), {} restarts, {} reloads",
         options.minutes,
         soak.faults,
-        soak.faults / FAULTS.len(),
+        soak.faults / (FAULTS.len() * Isp::ALL.len()),
         soak.restarts,
         soak.reloads
     );

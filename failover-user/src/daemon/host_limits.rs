@@ -33,6 +33,9 @@ const LEASE: Duration = Duration::from_secs(30);
 /// after this long without a refusal.
 pub(super) const REPORT_EVERY: Duration = Duration::from_mins(1);
 
+/// A recount slower than this is logged.
+const SLOW_RECOUNT: Duration = Duration::from_millis(200);
+
 /// Live flows and external ports (per uplink slot) of one LAN host.
 pub(super) type Counts = (u32, [u32; MAX_UPLINKS as usize]);
 
@@ -206,12 +209,21 @@ impl Daemon {
     /// Writes each host's live counts over the data plane's, and forgets hosts that hold
     /// nothing and were refused nothing.
     fn correct_host_counts(&mut self, now_ns: u64) -> Result<(), dataplane::DataplaneError> {
+        let started = std::time::Instant::now();
         let ebpf = self.running.ebpf();
-        let counts = recount(
-            &dataplane::flows(ebpf)?,
-            &dataplane::reverse_bindings(ebpf)?,
-            now_ns,
-        );
+        let flows = dataplane::flows(ebpf)?;
+        let reverse = dataplane::reverse_bindings(ebpf)?;
+        let counts = recount(&flows, &reverse, now_ns);
+        let took = started.elapsed();
+        if took > SLOW_RECOUNT {
+            // It runs on the control loop: worth knowing when tables are this large.
+            info!(
+                flows = flows.len(),
+                bindings = reverse.len(),
+                ms = took.as_millis(),
+                "host limits: a slow recount of the NAT tables"
+            );
+        }
         let known = dataplane::hosts(ebpf)?;
         let mut hosts: BTreeSet<[u8; 4]> = counts.keys().copied().collect();
         hosts.extend(known.iter().map(|(key, _)| key.addr));
