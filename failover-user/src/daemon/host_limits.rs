@@ -33,6 +33,8 @@ const LEASE: Duration = Duration::from_secs(30);
 /// after this long without a refusal.
 pub(super) const REPORT_EVERY: Duration = Duration::from_mins(1);
 
+/// Refused hosts remembered for status and metrics.
+const REMEMBERED: usize = 256;
 /// A recount slower than this is logged.
 const SLOW_RECOUNT: Duration = Duration::from_millis(200);
 
@@ -118,6 +120,14 @@ impl HostLimiter {
         let Some(seen) = self.refused.get_mut(&host) else {
             if flows == 0 && ports == 0 {
                 return None;
+            }
+            if self.refused.len() >= REMEMBERED {
+                // A host spoofing many LAN sources must not grow this without bound: hosts
+                // whose refusals ended are forgotten first.
+                self.refused.retain(|_, r| r.ongoing);
+                if self.refused.len() >= REMEMBERED {
+                    return None;
+                }
             }
             self.refused.insert(
                 host,
@@ -403,6 +413,16 @@ mod tests {
             }),
             "a new episode counts from the last report"
         );
+    }
+
+    #[test]
+    fn refused_hosts_remembered_are_bounded() {
+        let mut limiter = HostLimiter::default();
+        let t0 = Instant::now();
+        for n in 0..2000u32 {
+            let _ = limiter.observe(Ipv4Addr::from(0x0a0a_0000 + n), 1, 0, t0);
+        }
+        assert_eq!(limiter.refused.len(), REMEMBERED);
     }
 
     #[test]

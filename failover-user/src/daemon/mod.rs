@@ -69,6 +69,16 @@ struct Managed {
     usable: bool,
 }
 
+impl Managed {
+    /// The data-plane entry for this uplink when it is (not) usable.
+    fn entry(&self, usable: bool) -> Uplink {
+        Uplink {
+            usable: u8::from(usable),
+            ..self.described
+        }
+    }
+}
+
 struct Daemon {
     config: Config,
     /// Remove the data plane when stopping instead of leaving it forwarding.
@@ -294,8 +304,7 @@ impl Daemon {
     /// leave it (TCP hosts are told at once, see `switching`).
     fn set_usable(&mut self, index: usize, usable: bool, now: Instant) {
         let slot = slot_of(index);
-        let mut entry = self.uplinks[index].described;
-        entry.usable = u8::from(usable);
+        let entry = self.uplinks[index].entry(usable);
         if let Err(e) = dataplane::set_uplink(self.running.ebpf_mut(), slot, entry) {
             warn!(error = %e, "updating the uplink map failed");
             return;

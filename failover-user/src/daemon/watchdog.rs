@@ -68,8 +68,7 @@ impl Daemon {
     fn intent(&self) -> Intent {
         let mut uplinks = vec![Uplink::default(); MAX_UPLINKS as usize];
         for (entry, managed) in uplinks.iter_mut().zip(&self.uplinks) {
-            *entry = managed.described;
-            entry.usable = u8::from(managed.usable);
+            *entry = managed.entry(managed.usable);
         }
         Intent {
             lan: self.running.lan(),
