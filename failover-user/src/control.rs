@@ -109,6 +109,11 @@ pub struct StatusReport {
     /// LAN hosts whose new flows were refused at a limit since the daemon started.
     #[serde(default)]
     pub limited_hosts: Vec<LimitedHost>,
+    /// The LAN interface and the data path it can take (as [`UplinkReport::datapath`]).
+    #[serde(default)]
+    pub lan: Option<String>,
+    #[serde(default)]
+    pub lan_datapath: Option<String>,
 }
 
 /// A LAN host refused new flows at its `[limits]`.
@@ -156,6 +161,10 @@ pub struct UplinkReport {
     /// Translated packets leave, nothing comes back, the probes answer.
     #[serde(default)]
     pub blackhole: bool,
+    /// The data path the interface can take and why, e.g. `xdp (virtio_net: native XDP, ...)`;
+    /// `None` when its facts are unreadable.
+    #[serde(default)]
+    pub datapath: Option<String>,
 }
 
 /// A request with the way back to its connection.

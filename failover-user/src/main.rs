@@ -398,6 +398,7 @@ fn status_table(status: &control::StatusReport) -> String {
     );
     out.push_str(&dataplane_line(status));
     out.push_str(&host_limits_line(status));
+    out.push_str(&datapaths_line(status));
     out
 }
 
@@ -432,6 +433,23 @@ fn dataplane_line(status: &control::StatusReport) -> String {
             blackholes.join(", ")
         }
     )
+}
+
+/// The status table's line on the data path each interface can take.
+fn datapaths_line(status: &control::StatusReport) -> String {
+    let unknown = || "unknown".to_owned();
+    let mut paths = vec![format!(
+        "{} {}",
+        status.lan.as_deref().unwrap_or("lan"),
+        status.lan_datapath.clone().unwrap_or_else(unknown)
+    )];
+    paths.extend(
+        status
+            .uplinks
+            .iter()
+            .map(|u| format!("{} {}", u.name, u.datapath.clone().unwrap_or_else(unknown))),
+    );
+    format!("data paths: {}\n", paths.join("; "))
 }
 
 /// The status table's line on `[limits]` and the hosts refused at them.
@@ -529,6 +547,7 @@ mod tests {
             redirect_failed_to_uplink: 7,
             redirect_failed_to_lan: 0,
             blackhole: true,
+            datapath: Some("xdp (veth: native XDP, redirect target)".to_owned()),
         };
         let table = super::status_table(&failover_user::control::StatusReport {
             active: "fiber".to_owned(),
@@ -546,8 +565,11 @@ mod tests {
                 refused_ports: 5,
                 ongoing: true,
             }],
+            lan: Some("lan0".to_owned()),
+            lan_datapath: Some("tc (r8169: no native XDP with redirects)".to_owned()),
         });
-        let [header, row, guard, dataplane, limits] = table.lines().collect::<Vec<_>>()[..] else {
+        let [header, row, guard, dataplane, limits, paths] = table.lines().collect::<Vec<_>>()[..]
+        else {
             panic!("{table}")
         };
         for column in ["PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN"] {
@@ -569,6 +591,10 @@ mod tests {
         assert_eq!(
             limits,
             "host limits: 8192 flows, 4096 ports per uplink (0: none); refused: 10.0.0.12 (300 flows, 5 ports, now)"
+        );
+        assert_eq!(
+            paths,
+            "data paths: lan0 tc (r8169: no native XDP with redirects); fiber xdp (veth: native XDP, redirect target)"
         );
     }
 

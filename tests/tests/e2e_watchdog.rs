@@ -84,6 +84,14 @@ fn the_watchdog_repairs_drift_and_counts_refused_redirects() {
     // Refused redirects: with GRO off, veth drops XDP frames redirected into it.
     let status = daemon.status().expect("status");
     assert_eq!(status.uncounted_redirects, None, "{status:?}");
+    assert_eq!(fiber_datapath(&daemon), "xdp", "{status:?}");
+    assert!(
+        status
+            .lan_datapath
+            .as_deref()
+            .is_some_and(|p| p.starts_with("xdp")),
+        "{status:?}"
+    );
     let fiber = Isp::Fiber.uplink();
     let before = fiber_failures(&daemon);
     let _restore = GroOff(fiber);
@@ -107,6 +115,16 @@ fn the_watchdog_repairs_drift_and_counts_refused_redirects() {
     })
     .expect("reading events");
     assert!(reported, "the refusal is reported once, with the fix");
+    // What the kernel now reports for fiber's interface: it cannot take redirected frames.
+    let reported_tc = lab::wait_until(Duration::from_secs(5), Duration::from_millis(200), || {
+        Ok(fiber_datapath(&daemon) == "tc")
+    })
+    .expect("reading status");
+    assert!(
+        reported_tc,
+        "fiber's data path shows the need for TC: {:?}",
+        daemon.status()
+    );
     let metrics = daemon.cli(&["metrics"]).unwrap_or_default();
     assert!(
         metrics.is_empty()
@@ -114,6 +132,17 @@ fn the_watchdog_repairs_drift_and_counts_refused_redirects() {
                 .contains("failover_redirect_failures_total{uplink=\"fiber\",direction=\"out\"}"),
         "{metrics}"
     );
+}
+
+/// The path fiber's status names ("xdp", "tc"), or "" when none.
+fn fiber_datapath(daemon: &DaemonGuard) -> String {
+    daemon
+        .status()
+        .ok()
+        .and_then(|s| s.uplinks.into_iter().find(|u| u.name == Isp::Fiber.name()))
+        .and_then(|u| u.datapath)
+        .and_then(|p| p.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn fiber_failures(daemon: &DaemonGuard) -> u64 {

@@ -40,6 +40,8 @@ pub(super) struct Snapshot {
     pub map_repairs: u64,
     /// Refused new flows per LAN host: (host, at the flow limit, at the port limit).
     pub refused_hosts: Vec<(String, u64, u64)>,
+    /// The data path each interface can take: (interface, path).
+    pub datapaths: Vec<(String, &'static str)>,
 }
 
 pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
@@ -97,6 +99,20 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
             .refused
             .iter()
             .map(|(host, r)| (host.to_string(), r.flows, r.ports))
+            .collect(),
+        datapaths: daemon
+            .config
+            .lan
+            .first()
+            .map(|lan| (lan, daemon.lan_datapath.as_ref()))
+            .into_iter()
+            .chain(
+                daemon
+                    .uplinks
+                    .iter()
+                    .map(|u| (&u.spec.interface, u.datapath.as_ref())),
+            )
+            .filter_map(|(interface, choice)| Some((interface.clone(), choice?.path.name())))
             .collect(),
     }
 }
@@ -157,6 +173,14 @@ fn watchdog(text: &mut Exposition, snapshot: &Snapshot) {
     for (host, flows, ports) in &snapshot.refused_hosts {
         family.sample(&[("host", host), ("limit", "flows")], *flows);
         family.sample(&[("host", host), ("limit", "ports")], *ports);
+    }
+    let mut family = text.family(
+        "failover_interface_datapath",
+        Type::Gauge,
+        "1 for the data path the interface can take (xdp, tc); this version attaches XDP.",
+    );
+    for (interface, path) in &snapshot.datapaths {
+        family.sample(&[("interface", interface), ("path", path)], 1);
     }
 }
 
@@ -371,6 +395,7 @@ mod tests {
             switches: 7,
             map_repairs: 3,
             refused_hosts: vec![("10.0.0.12".to_owned(), 300, 5)],
+            datapaths: vec![("wwan0".to_owned(), "tc")],
         }
     }
 
@@ -407,6 +432,7 @@ mod tests {
             "failover_dataplane_map_repairs_total 3",
             "failover_host_refused_flows_total{host=\"10.0.0.12\",limit=\"flows\"} 300",
             "failover_host_refused_flows_total{host=\"10.0.0.12\",limit=\"ports\"} 5",
+            "failover_interface_datapath{interface=\"wwan0\",path=\"tc\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }

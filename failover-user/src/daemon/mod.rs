@@ -4,6 +4,7 @@
 //! once. It records every change in the event log and answers the CLI.
 
 mod blackhole;
+mod datapaths;
 mod flows;
 mod host_limits;
 mod instance_lock;
@@ -67,6 +68,8 @@ struct Managed {
     probes: UplinkProbeControl,
     /// What the data plane was last told.
     usable: bool,
+    /// The data path the interface can take; `None` when its facts are unreadable.
+    datapath: Option<crate::datapath::Choice>,
 }
 
 impl Managed {
@@ -105,6 +108,8 @@ struct Daemon {
     switching: switching::FlowsOnSwitch,
     watchdog: watchdog::Watchdog,
     host_limiter: host_limits::HostLimiter,
+    /// The LAN interface's data path; `None` when its facts are unreadable.
+    lan_datapath: Option<crate::datapath::Choice>,
     _server: tokio::task::JoinHandle<()>,
     /// Held while this controller runs (`instance_lock`).
     _lock: std::fs::File,
@@ -178,6 +183,7 @@ impl Daemon {
                 routes: UplinkRoutes::new(slot),
                 probes,
                 usable,
+                datapath: None,
             });
             let managed = uplinks.last_mut().expect("just pushed");
             set_path(&netlink, managed, path).await;
@@ -193,11 +199,13 @@ impl Daemon {
         let (call_tx, calls) = mpsc::channel(16);
         crate::metrics::spawn(config.metrics.listen, &call_tx);
         let server = open_control_socket(&config, call_tx)?;
+        let lan_datapath = datapaths::choose_all(lan, &running, &mut uplinks, config.skb_mode);
         info!(active = %uplinks[active].spec.name, adopted = running.adopted, "controller running");
         Ok(Self {
             switching: switching::FlowsOnSwitch::default(),
             watchdog: watchdog::Watchdog::default(),
             host_limiter: host_limits::HostLimiter::default(),
+            lan_datapath,
             path: std::path::PathBuf::new(),
             detach_on_exit: false,
             settle_until,
@@ -507,6 +515,7 @@ impl Daemon {
         self.health
             .gateway_mac_known(index, described.gateway_mac != [0; 6]);
         set_path(&self.netlink, managed, path.ok()).await;
+        self.rechoose_datapath(index);
         if changed {
             // Re-apply usability against the new description (it also writes the map).
             let usable = described.usable != 0 && self.health.state(index) != State::Down;

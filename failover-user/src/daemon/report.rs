@@ -54,6 +54,7 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
                 redirect_failed_to_uplink: redirects.to_uplink,
                 redirect_failed_to_lan: redirects.to_lan,
                 blackhole: daemon.watchdog.blackhole(index),
+                datapath: managed.datapath.as_ref().map(ToString::to_string),
             }
         })
         .collect();
@@ -101,5 +102,7 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
                 ongoing: refused.ongoing,
             })
             .collect(),
+        lan: daemon.config.lan.first().cloned(),
+        lan_datapath: daemon.lan_datapath.as_ref().map(ToString::to_string),
     }
 }

@@ -62,6 +62,10 @@ impl Daemon {
         self.check_maps();
         self.check_blackholes(now);
         self.check_redirects();
+        // A veth peer losing GRO changes what the kernel reports without a link event here.
+        for index in 0..self.uplinks.len() {
+            self.rechoose_datapath(index);
+        }
     }
 
     /// What the data plane should hold now.
