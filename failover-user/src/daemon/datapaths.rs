@@ -11,62 +11,59 @@ use crate::{
     interface_facts,
 };
 
-/// The choice for `interface` (index `ifindex`), or `None` when its facts cannot be read.
-pub(super) fn choice_for(interface: &str, ifindex: u32, skb_mode: bool) -> Option<Choice> {
-    match interface_facts::read(interface, ifindex) {
-        Ok(facts) => Some(datapath::choose(&facts, skb_mode)),
+/// The choice for `interface` (index `ifindex`), logged when it differs from `was` (at
+/// start, `was` is `None` and anything is new). Unreadable facts (a missing interface) are
+/// `None`, warned about once, not at every re-read.
+fn rechoose(
+    interface: &str,
+    ifindex: u32,
+    skb_mode: bool,
+    was: Option<&Choice>,
+    at_start: bool,
+) -> Option<Choice> {
+    let choice = match interface_facts::read(interface, ifindex) {
+        Ok(facts) => datapath::choose(&facts, skb_mode),
         Err(e) => {
-            warn!(%interface, error = %e, "reading the interface's link type failed");
-            None
+            if at_start || was.is_some() {
+                warn!(%interface, error = %e, "reading the interface's link type failed");
+            }
+            return None;
+        }
+    };
+    if was != Some(&choice) {
+        if choice.path == Path::Tc {
+            warn!(%interface, why = %choice.why, "this interface needs the TC data path, which this version does not have: XDP is attached, and frames the kernel refuses are counted as failed redirects");
+        } else {
+            info!(%interface, path = choice.path.name(), why = %choice.why, "data path");
         }
     }
+    Some(choice)
 }
 
-/// Logs a choice that is new for `interface`: a warning when it needs the TC path.
-pub(super) fn report_change(interface: &str, was: Option<&Choice>, now: Option<&Choice>) {
-    let Some(now) = now else {
-        return;
-    };
-    if was == Some(now) {
-        return;
-    }
-    if now.path == Path::Tc {
-        warn!(%interface, why = %now.why, "this interface needs the TC data path, which this version does not have: XDP is attached, and frames the kernel refuses are counted as failed redirects");
-    } else {
-        info!(%interface, path = now.path.name(), why = %now.why, "data path");
-    }
-}
-
-/// The LAN's choice, with each uplink's set in place, all reported: at start.
+/// The LAN's choice, with each uplink's set in place: at start.
 pub(super) fn choose_all(
     lan: &str,
     running: &crate::loader::Running,
     uplinks: &mut [super::Managed],
     skb_mode: bool,
 ) -> Option<Choice> {
-    let lan_choice = choice_for(lan, running.lan().ifindex, skb_mode);
-    report_change(lan, None, lan_choice.as_ref());
     for managed in uplinks {
-        let interface = &managed.spec.interface;
-        managed.datapath = choice_for(interface, managed.described.ifindex, skb_mode);
-        report_change(interface, None, managed.datapath.as_ref());
+        let (interface, ifindex) = (&managed.spec.interface, managed.described.ifindex);
+        managed.datapath = rechoose(interface, ifindex, skb_mode, None, true);
     }
-    lan_choice
+    rechoose(lan, running.lan().ifindex, skb_mode, None, true)
 }
 
 impl Daemon {
-    /// Re-reads uplink `index`'s data path (after a link change).
+    /// Re-reads uplink `index`'s data path (after a link change, and every watchdog check).
     pub(super) fn rechoose_datapath(&mut self, index: usize) {
         let managed = &self.uplinks[index];
-        let choice = choice_for(
+        let choice = rechoose(
             &managed.spec.interface,
             managed.described.ifindex,
             self.config.skb_mode,
-        );
-        report_change(
-            &managed.spec.interface,
             managed.datapath.as_ref(),
-            choice.as_ref(),
+            false,
         );
         self.uplinks[index].datapath = choice;
     }
