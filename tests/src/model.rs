@@ -56,6 +56,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::Ipv4Addr;
 
+use failover_common::limits::{HostKey, HostLimits, HostUsage, at_limit};
 use failover_common::{
     checksum,
     classify::{
@@ -210,6 +211,9 @@ pub struct Model {
     pub reasons: [u64; REASON_COUNT as usize],
     pub class_stats: [u64; CLASS_STATS_ENTRIES as usize],
     pub uplink_counters: [UplinkCounters; MAX_UPLINKS as usize],
+    /// The per-host limits in force (`fo_host_limits`) and each host's usage (`fo_hosts`).
+    pub host_limits: HostLimits,
+    pub hosts: HashMap<HostKey, HostUsage>,
 }
 
 impl Default for Model {
@@ -228,6 +232,8 @@ impl Default for Model {
             reasons: [0; REASON_COUNT as usize],
             class_stats: [0; CLASS_STATS_ENTRIES as usize],
             uplink_counters: [UplinkCounters::default(); MAX_UPLINKS as usize],
+            host_limits: HostLimits::default(),
+            hosts: HashMap::new(),
         }
     }
 }
@@ -862,6 +868,8 @@ impl Model {
     /// uplink is usable and its mapping still belongs to it, and otherwise takes the active
     /// uplink. Returns the uplink slot and the external port.
     fn steer(&mut self, key: &FlowKey, tcp_flags: u8, now: u64) -> Result<(u32, [u8; 2]), Reason> {
+        // A key still in the table holds its place in the host's flow count.
+        let in_table = self.flows.contains_key(key);
         if let Some(flow) = self.flows.get(key).copied()
             && !expired(
                 flow.last_seen_ns,
@@ -898,7 +906,14 @@ impl Model {
         if !self.usable(slot) {
             return Err(Reason::NoUplink);
         }
-        let ext_port = self.bind(key, slot, now)?;
+        let existing = self.existing_binding(key, slot, now);
+        if !in_table || existing.is_none() {
+            self.admit(key.lan_addr, slot, now, !in_table, existing.is_none())?;
+        }
+        let ext_port = match existing {
+            Some(port) => port,
+            None => self.allocate_port(key, slot, now)?,
+        };
         let state = if key.proto == ip_proto::TCP {
             next_tcp_state(tcp_state::OPENING, tcp_flags, true)
         } else {
@@ -916,20 +931,59 @@ impl Model {
         Ok((slot, ext_port))
     }
 
-    /// The external port of the flow's LAN end on uplink `slot`: its binding while the
-    /// binding's port still maps back to it, or else a newly claimed port.
-    fn bind(&mut self, key: &FlowKey, slot: u32, now: u64) -> Result<[u8; 2], Reason> {
-        let bkey = BindingKey {
+    /// The per-host limits: admits a new flow and/or a new port of LAN host `addr` on
+    /// `slot`, counting them, or refuses what would pass a limit in force (counted as a
+    /// refusal of the host). Without limits in force nothing is counted.
+    fn admit(
+        &mut self,
+        addr: [u8; 4],
+        slot: u32,
+        now: u64,
+        new_flow: bool,
+        new_port: bool,
+    ) -> Result<(), Reason> {
+        let limits = self.host_limits;
+        if !limits.in_force(now) {
+            return Ok(());
+        }
+        let usage = self.hosts.entry(HostKey { addr }).or_default();
+        if new_flow && at_limit(usage.flows, limits.flows) {
+            usage.refused_flows += 1;
+            return Err(Reason::HostFlowLimit);
+        }
+        if new_port && let Some(ports) = usage.ports.get_mut(slot as usize) {
+            if at_limit(*ports, limits.ports) {
+                usage.refused_ports += 1;
+                return Err(Reason::HostPortLimit);
+            }
+            *ports += 1;
+        }
+        if new_flow {
+            usage.flows += 1;
+        }
+        Ok(())
+    }
+
+    fn binding_key(key: &FlowKey, slot: u32) -> BindingKey {
+        BindingKey {
             lan_addr: key.lan_addr,
             lan_port: key.lan_port,
             proto: key.proto,
             uplink: u8::try_from(slot).expect("uplink slots fit a byte"),
-        };
-        if let Some(existing) = self.bindings.get(&bkey).copied()
-            && self.refresh_reverse(key, slot, existing.ext_port, now)
-        {
-            return Ok(existing.ext_port);
         }
+    }
+
+    /// The external port the flow's LAN end holds on uplink `slot`, while its port still
+    /// maps back to it.
+    fn existing_binding(&mut self, key: &FlowKey, slot: u32, now: u64) -> Option<[u8; 2]> {
+        let existing = self.bindings.get(&Self::binding_key(key, slot)).copied()?;
+        self.refresh_reverse(key, slot, existing.ext_port, now)
+            .then_some(existing.ext_port)
+    }
+
+    /// A newly claimed external port for the flow's LAN end on uplink `slot`.
+    fn allocate_port(&mut self, key: &FlowKey, slot: u32, now: u64) -> Result<[u8; 2], Reason> {
+        let bkey = Self::binding_key(key, slot);
         let uplink = self.uplinks[slot as usize];
         let hash = binding_hash(key.lan_addr, key.lan_port, key.proto);
         let lan_port = u16::from_be_bytes(key.lan_port);

@@ -34,6 +34,7 @@ use aya::{
 };
 use failover_common::{
     classify::{CLASS_STATS_ENTRIES, Direction, PacketClass, ip_proto, stat_index},
+    limits::HostLimits,
     names,
     nat::{
         Binding, BindingKey, DEVICE_SLOTS, Flow, FlowKey, Lan, MAX_UPLINKS, NO_UPLINK, Policy,
@@ -75,14 +76,8 @@ const LOOPBACK_IFINDEX: u32 = 1;
 const ETH_HLEN: usize = 14;
 const IPV4_HLEN: usize = 20;
 
-/// Reasons this setup cannot produce: every devmap slot an uplink or the LAN uses is set, and
-/// no per-host limits are (a fresh `fo_host_limits` limits nothing; `host_limits.rs` tests
-/// them on their own).
-const UNREACHABLE_REASONS: [Reason; 3] = [
-    Reason::RedirectFailed,
-    Reason::HostFlowLimit,
-    Reason::HostPortLimit,
-];
+/// Reasons this setup cannot produce: every devmap slot an uplink or the LAN uses is set.
+const UNREACHABLE_REASONS: [Reason; 1] = [Reason::RedirectFailed];
 
 #[test]
 fn differential_against_the_model() {
@@ -574,6 +569,7 @@ impl<'a> Batch<'a> {
         self.model.flows = seen_at(kernel_flows(&self.ebpf), now);
         self.model.bindings = seen_at(kernel_bindings(&self.ebpf), now);
         self.model.reverse = seen_at(kernel_reverse(&self.ebpf), now);
+        self.model.hosts = kernel_table(&self.ebpf, names::MAP_HOSTS);
         for (model, kernel) in self.model.reasons.iter_mut().zip(&self.kernel_reasons) {
             *model = *kernel;
         }
@@ -593,6 +589,11 @@ impl<'a> Batch<'a> {
             "bindings",
             &seen_at(kernel_bindings(&self.ebpf), 0),
             &seen_at(model.bindings.clone(), 0),
+        ));
+        problems.extend(diff_tables(
+            "hosts",
+            &kernel_table(&self.ebpf, names::MAP_HOSTS),
+            &model.hosts,
         ));
         problems.extend(diff_tables(
             "reverse bindings",
@@ -754,6 +755,7 @@ fn scratch_fib(lan_ifindex: u32) -> impl Fn(Ipv4Addr) -> Fib {
 fn sync_config(model: &mut Model, ebpf: &Ebpf) {
     model.lan = read_array::<Lan>(ebpf, names::MAP_LAN, 0);
     model.policy = read_array::<Policy>(ebpf, names::MAP_POLICY, 0);
+    model.host_limits = read_array::<HostLimits>(ebpf, names::MAP_HOST_LIMITS, 0);
     for slot in 0..MAX_UPLINKS {
         model.uplinks[slot as usize] = read_array::<Uplink>(ebpf, names::MAP_UPLINKS, slot);
     }
@@ -920,6 +922,8 @@ fn random_net(rng: &mut Rng, base: Net) -> Net {
         ]),
         fiber_gateway_known: rng.chance(90),
         balanced: rng.chance(30),
+        // Small limits, so that random frames of a few hosts reach them.
+        host_limits: rng.pick(&[None, None, None, Some((3, 2)), Some((2, 0)), Some((0, 1))]),
         ..base
     }
 }

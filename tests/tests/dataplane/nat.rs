@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use aya::Ebpf;
 use failover_common::{
+    limits::HostLimits,
     names,
     nat::{Lan, NO_UPLINK, Policy, Uplink, tcp_state},
     verdict::Reason,
@@ -71,6 +72,9 @@ pub struct Net {
     /// New flows spread 3:1 over fiber and lte (weighted balancing) instead of all taking
     /// `active`.
     pub balanced: bool,
+    /// Per-host limits in force (flows, ports per uplink; 0: none), with a lease that never
+    /// runs out; `None`: no limits (as a fresh data plane).
+    pub host_limits: Option<(u32, u32)>,
 }
 
 impl Net {
@@ -85,6 +89,7 @@ impl Net {
             fiber_ports: (1024, 65535),
             fiber_gateway_known: true,
             balanced: false,
+            host_limits: None,
         }
     }
 
@@ -141,6 +146,14 @@ impl Net {
             Policy::single(self.active)
         };
         dataplane::set_policy(ebpf, policy).expect("set policy");
+        let limits = self
+            .host_limits
+            .map_or_else(HostLimits::default, |(flows, ports)| HostLimits {
+                flows,
+                ports,
+                until_ns: u64::MAX,
+            });
+        dataplane::set_host_limits(ebpf, limits).expect("set host limits");
     }
 
     pub fn setup(self) -> MapSetup {
