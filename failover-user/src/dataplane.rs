@@ -252,6 +252,23 @@ fn set_device(ebpf: &mut Ebpf, slot: u32, ifindex: u32) -> Result<(), DataplaneE
     Ok(devices.set(slot, ifindex, None, 0)?)
 }
 
+/// Every devmap slot's target (`None`: empty).
+pub fn devices(ebpf: &Ebpf) -> Result<Vec<Option<u32>>, DataplaneError> {
+    let name = names::MAP_DEVICES;
+    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
+    let devices = DevMap::try_from(map).map_err(|source| DataplaneError::Map { name, source })?;
+    (0..nat::DEVICE_SLOTS)
+        .map(|slot| match devices.get(slot, 0) {
+            Ok(value) => Ok(Some(value.if_index)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(None)
+            }
+            Err(source) => Err(DataplaneError::Map { name, source }),
+        })
+        .collect()
+}
+
 /// The data plane's entry for uplink `slot`.
 pub fn uplink(ebpf: &Ebpf, slot: u32) -> Result<nat::Uplink, DataplaneError> {
     read_array(ebpf, names::MAP_UPLINKS, slot)

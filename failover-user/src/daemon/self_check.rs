@@ -8,13 +8,10 @@ use std::{
     net::Ipv4Addr,
 };
 
-use aya::{
-    Ebpf,
-    maps::{DevMap, MapError},
-};
+use aya::Ebpf;
 use failover_common::{
     names,
-    nat::{self, LAN_SLOT, Lan, MAX_UPLINKS, Policy, Uplink},
+    nat::{LAN_SLOT, Lan, MAX_UPLINKS, Policy, Uplink},
 };
 
 use crate::{
@@ -172,7 +169,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Reads what the data plane holds.
 pub fn read(ebpf: &Ebpf) -> Result<Found, DataplaneError> {
     let lan = dataplane::lan(ebpf)?;
-    let devices = devices(ebpf)?;
+    let devices = dataplane::devices(ebpf)?;
     let uplinks = (0..MAX_UPLINKS)
         .map(|slot| Ok((dataplane::uplink(ebpf, slot)?, devices[slot as usize])))
         .collect::<Result<_, DataplaneError>>()?;
@@ -182,23 +179,6 @@ pub fn read(ebpf: &Ebpf) -> Result<Found, DataplaneError> {
         uplinks,
         policy: dataplane::policy(ebpf)?,
     })
-}
-
-/// Every devmap slot's target.
-fn devices(ebpf: &Ebpf) -> Result<Vec<Option<u32>>, DataplaneError> {
-    let name = names::MAP_DEVICES;
-    let map = ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?;
-    let devices = DevMap::try_from(map).map_err(|source| DataplaneError::Map { name, source })?;
-    (0..nat::DEVICE_SLOTS)
-        .map(|slot| match devices.get(slot, 0) {
-            Ok(value) => Ok(Some(value.if_index)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
-                Ok(None)
-            }
-            Err(source) => Err(DataplaneError::Map { name, source }),
-        })
-        .collect()
 }
 
 /// Rewrites what `repairs` names from `intent`.
