@@ -11,7 +11,7 @@
 //! ([`HostLimits::until_ns`]): a data plane left running without a controller stops enforcing
 //! counts nobody corrects any more.
 
-use crate::nat::MAX_UPLINKS;
+use crate::{nat::MAX_UPLINKS, verdict::Reason};
 
 /// LAN hosts tracked (LRU: a host evicted from the map starts counting from zero again, and
 /// the next recount restores its true counts).
@@ -69,6 +69,36 @@ impl HostLimits {
     }
 }
 
+impl HostUsage {
+    /// Admits a `new_flow` and/or a `new_port` on uplink `slot` under `limits`, counting
+    /// them, or refuses (counting the refusal) what would pass a limit. The caller checks
+    /// that the limits are in force.
+    #[inline(always)]
+    pub fn admit(
+        &mut self,
+        limits: &HostLimits,
+        slot: u32,
+        new_flow: bool,
+        new_port: bool,
+    ) -> Result<(), Reason> {
+        if new_flow && at_limit(self.flows, limits.flows) {
+            self.refused_flows += 1;
+            return Err(Reason::HostFlowLimit);
+        }
+        if new_port && let Some(ports) = self.ports.get_mut(slot as usize) {
+            if at_limit(*ports, limits.ports) {
+                self.refused_ports += 1;
+                return Err(Reason::HostPortLimit);
+            }
+            *ports += 1;
+        }
+        if new_flow {
+            self.flows += 1;
+        }
+        Ok(())
+    }
+}
+
 /// True when one more would pass `limit` (0: no limit) with `used` already taken.
 #[must_use]
 #[inline(always)]
@@ -101,6 +131,39 @@ mod tests {
         assert!(!at_limit(7, 8));
         assert!(at_limit(8, 8));
         assert!(at_limit(9, 8));
+    }
+
+    #[test]
+    fn admission_counts_what_it_takes_and_what_it_refuses() {
+        let limits = HostLimits {
+            flows: 2,
+            ports: 1,
+            until_ns: u64::MAX,
+        };
+        let mut usage = HostUsage::default();
+        assert_eq!(usage.admit(&limits, 1, true, true), Ok(()));
+        assert_eq!((usage.flows, usage.ports[1]), (1, 1));
+        assert_eq!(
+            usage.admit(&limits, 1, true, true),
+            Err(Reason::HostPortLimit),
+            "a second port on slot 1"
+        );
+        assert_eq!(
+            (usage.flows, usage.refused_ports),
+            (1, 1),
+            "a refusal takes nothing"
+        );
+        assert_eq!(
+            usage.admit(&limits, 0, true, true),
+            Ok(()),
+            "slot 0 has its own"
+        );
+        assert_eq!(
+            usage.admit(&limits, 0, true, false),
+            Err(Reason::HostFlowLimit)
+        );
+        assert_eq!((usage.flows, usage.refused_flows), (2, 1));
+        assert_eq!(usage.admit(&limits, 0, false, false), Ok(()), "nothing new");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use failover_common::{
-    limits::{HostKey, HostUsage, at_limit},
+    limits::{HostKey, HostUsage},
     verdict::Reason,
 };
 
@@ -42,21 +42,5 @@ pub fn admit(
         return Ok(());
     };
     // SAFETY: a map value pointer; a concurrent update can only lose a count (see above).
-    let usage = unsafe { &mut *usage };
-    if new_flow && at_limit(usage.flows, limits.flows) {
-        usage.refused_flows += 1;
-        return Err(Reason::HostFlowLimit);
-    }
-    let ports = usage.ports.get_mut(slot as usize);
-    if new_port && let Some(ports) = ports {
-        if at_limit(*ports, limits.ports) {
-            usage.refused_ports += 1;
-            return Err(Reason::HostPortLimit);
-        }
-        *ports += 1;
-    }
-    if new_flow {
-        usage.flows += 1;
-    }
-    Ok(())
+    unsafe { &mut *usage }.admit(&limits, slot, new_flow, new_port)
 }

@@ -56,7 +56,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::Ipv4Addr;
 
-use failover_common::limits::{HostKey, HostLimits, HostUsage, at_limit};
+use failover_common::limits::{HostKey, HostLimits, HostUsage};
 use failover_common::{
     checksum,
     classify::{
@@ -946,22 +946,10 @@ impl Model {
         if !limits.in_force(now) {
             return Ok(());
         }
-        let usage = self.hosts.entry(HostKey { addr }).or_default();
-        if new_flow && at_limit(usage.flows, limits.flows) {
-            usage.refused_flows += 1;
-            return Err(Reason::HostFlowLimit);
-        }
-        if new_port && let Some(ports) = usage.ports.get_mut(slot as usize) {
-            if at_limit(*ports, limits.ports) {
-                usage.refused_ports += 1;
-                return Err(Reason::HostPortLimit);
-            }
-            *ports += 1;
-        }
-        if new_flow {
-            usage.flows += 1;
-        }
-        Ok(())
+        self.hosts
+            .entry(HostKey { addr })
+            .or_default()
+            .admit(&limits, slot, new_flow, new_port)
     }
 
     fn binding_key(key: &FlowKey, slot: u32) -> BindingKey {
