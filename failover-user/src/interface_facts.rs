@@ -3,7 +3,7 @@
 //! features the kernel reports (the `netdev` generic-netlink family, kernel 6.3 and later).
 //! Synchronous: each is one quick kernel call, read at start and when a link changes.
 
-use std::{io, os::fd::AsRawFd as _, path::Path};
+use std::{io, os::fd::AsRawFd as _, path::Path, sync::OnceLock};
 
 use netlink_packet_core::{
     DecodeError, DefaultNla, Emitable, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload, Nla,
@@ -185,10 +185,19 @@ impl ParseableParametrized<[u8], GenlHeader> for Netdev {
 /// The XDP features of interface `ifindex`; `Ok(None)` when the kernel has no `netdev`
 /// family (before 6.3) or does not say.
 fn xdp_features(ifindex: u32) -> io::Result<Option<u64>> {
+    // The family's id is fixed while the kernel runs: asked once per process, not at every
+    // re-read (the watchdog re-reads each uplink every second).
+    static FAMILY: OnceLock<Option<u16>> = OnceLock::new();
     let mut socket = Socket::new(NETLINK_GENERIC)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
-    let Some(family) = family_id(&socket)? else {
+    let family = if let Some(family) = FAMILY.get() {
+        *family
+    } else {
+        let family = family_id(&socket)?;
+        *FAMILY.get_or_init(|| family)
+    };
+    let Some(family) = family else {
         return Ok(None);
     };
     let mut message = GenlMessage::from_payload(Netdev {

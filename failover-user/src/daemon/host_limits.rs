@@ -12,7 +12,7 @@ use std::{
 };
 
 use failover_common::{
-    limits::{HostKey, HostLimits},
+    limits::{HostKey, HostLimits, HostUsage},
     nat::{self, Binding, Flow, FlowKey, MAX_UPLINKS, ReverseKey},
 };
 use tokio::time::Instant;
@@ -207,18 +207,33 @@ impl Daemon {
                 0
             },
         };
-        if on && let Err(e) = self.correct_host_counts(now_ns) {
+        // One read of fo_hosts serves the correction and the report.
+        let known: BTreeMap<[u8; 4], HostUsage> = match dataplane::hosts(self.running.ebpf()) {
+            Ok(hosts) => hosts
+                .into_iter()
+                .map(|(key, usage)| (key.addr, usage))
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "host limits: reading fo_hosts failed");
+                BTreeMap::new()
+            }
+        };
+        if on && let Err(e) = self.correct_host_counts(now_ns, &known) {
             warn!(error = %e, "host limits: recounting the hosts' flows failed");
         }
         if let Err(e) = dataplane::set_host_limits(self.running.ebpf_mut(), limits) {
             warn!(error = %e, "host limits: writing the limits failed");
         }
-        self.report_refused_hosts(now);
+        self.report_refused_hosts(now, &known);
     }
 
-    /// Writes each host's live counts over the data plane's, and forgets hosts that hold
-    /// nothing and were refused nothing.
-    fn correct_host_counts(&mut self, now_ns: u64) -> Result<(), dataplane::DataplaneError> {
+    /// Writes each host's live counts over the data plane's (`known`), and forgets hosts
+    /// that hold nothing and were refused nothing.
+    fn correct_host_counts(
+        &mut self,
+        now_ns: u64,
+        known: &BTreeMap<[u8; 4], HostUsage>,
+    ) -> Result<(), dataplane::DataplaneError> {
         let started = std::time::Instant::now();
         let ebpf = self.running.ebpf();
         let flows = dataplane::flows(ebpf)?;
@@ -234,15 +249,14 @@ impl Daemon {
                 "host limits: a slow recount of the NAT tables"
             );
         }
-        let known = dataplane::hosts(ebpf)?;
         let mut hosts: BTreeSet<[u8; 4]> = counts.keys().copied().collect();
-        hosts.extend(known.iter().map(|(key, _)| key.addr));
+        hosts.extend(known.keys());
         let ebpf = self.running.ebpf_mut();
         for addr in hosts {
             let key = HostKey { addr };
             let refused = known
-                .iter()
-                .any(|(k, u)| k.addr == addr && (u.refused_flows != 0 || u.refused_ports != 0));
+                .get(&addr)
+                .is_some_and(|u| u.refused_flows != 0 || u.refused_ports != 0);
             let live = counts.get(&addr).copied();
             let write = match live {
                 None if !refused => None,
@@ -253,13 +267,10 @@ impl Daemon {
         Ok(())
     }
 
-    fn report_refused_hosts(&mut self, now: Instant) {
-        let Ok(hosts) = dataplane::hosts(self.running.ebpf()) else {
-            return;
-        };
+    fn report_refused_hosts(&mut self, now: Instant, known: &BTreeMap<[u8; 4], HostUsage>) {
         let limits = self.config.limits.clone();
-        for (key, usage) in hosts {
-            let host = Ipv4Addr::from(key.addr);
+        for (addr, usage) in known {
+            let host = Ipv4Addr::from(*addr);
             let Some(finding) =
                 self.host_limiter
                     .observe(host, usage.refused_flows, usage.refused_ports, now)
