@@ -74,17 +74,7 @@ impl FaultResult {
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    if !privilege::is_root() {
-        println!("SKIPPED bench failover: needs root (network namespaces and BPF)");
-        return ExitCode::SUCCESS;
-    }
-    match run(&options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    privilege::run_as_root("bench failover", || run(&options).map(|()| true))
 }
 
 fn run(options: &Options) -> Result<()> {

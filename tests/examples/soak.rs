@@ -103,18 +103,7 @@ struct Rss {
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    if !privilege::is_root() {
-        println!("SKIPPED soak: needs root (network namespaces and BPF)");
-        return ExitCode::SUCCESS;
-    }
-    match run(&options) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("soak: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    privilege::run_as_root("soak", || run(&options))
 }
 
 fn run(options: &Options) -> Result<bool> {

@@ -17,3 +17,24 @@ pub fn skip_unless_root(test: &str) -> bool {
     eprintln!("SKIPPED {test}: needs root (BPF and network namespaces)");
     true
 }
+
+/// The `main` of a root-only runner (a benchmark, the soak): SKIPPED when not root (a
+/// success, as for tests), else `run`'s verdict; an error is printed after `name`.
+pub fn run_as_root(
+    name: &str,
+    run: impl FnOnce() -> anyhow::Result<bool>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    if !is_root() {
+        println!("SKIPPED {name}: needs root (network namespaces and BPF)");
+        return ExitCode::SUCCESS;
+    }
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
