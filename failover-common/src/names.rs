@@ -6,6 +6,11 @@
 pub const PROG_LAN_INGRESS: &str = "fo_lan_ingress";
 /// XDP program attached to each uplink (traffic from the ISPs).
 pub const PROG_UPLINK_INGRESS: &str = "fo_wan_ingress";
+/// TC programs (ingress, `clsact`/TCX) of the TC path: the LAN, an Ethernet uplink, and an
+/// uplink without an Ethernet header. Behind the XDP programs where those run.
+pub const PROG_LAN_TC: &str = "fo_lan_tc";
+pub const PROG_UPLINK_TC: &str = "fo_wan_tc";
+pub const PROG_UPLINK_TC_L3: &str = "fo_wan_tc_l3";
 /// Reference program: swap MACs and send the frame back out (`XDP_TX`). The floor any XDP
 /// forwarder is measured against, and the first program whose output bytes are tested.
 pub const PROG_MAC_SWAP: &str = "fo_mac_swap";
@@ -90,6 +95,9 @@ mod tests {
         for name in [
             PROG_LAN_INGRESS,
             PROG_UPLINK_INGRESS,
+            PROG_LAN_TC,
+            PROG_UPLINK_TC,
+            PROG_UPLINK_TC_L3,
             PROG_MAC_SWAP,
             PROG_REDIRECT_ERR,
             PROG_XMIT_ERR,

@@ -42,7 +42,29 @@ pub struct Uplink {
     pub mss: u16,
     /// 1 when the controller lets flows use this uplink; 0 re-steers its flows.
     pub usable: u8,
-    pub _pad: u8,
+    /// How frames reach this interface and leave it: [`path`] flags.
+    pub path: u8,
+}
+
+/// The data path of an interface (`Uplink::path`, `Lan::path`). 0, the value an earlier
+/// controller wrote, is an Ethernet interface on the XDP path with no XDP program of ours.
+pub mod path {
+    /// No Ethernet header (raw-IP modems, ppp, tunnels): the IPv4 header starts the frame.
+    /// Only the TC programs reach such an interface.
+    pub const L3: u8 = 1;
+    /// The interface cannot send frames that XDP redirects to it: flows to it are handed
+    /// from the XDP programs to the TC programs.
+    pub const TC: u8 = 2;
+    /// An XDP program of ours runs at its ingress: the TC program behind it counts only what
+    /// it translates (the XDP program counted the rest).
+    pub const XDP: u8 = 4;
+
+    /// Whether frames to an interface with `flags` must take the TC path.
+    #[must_use]
+    #[inline(always)]
+    pub const fn needs_tc(flags: u8) -> bool {
+        flags & (L3 | TC) != 0
+    }
 }
 
 /// Which uplink new flows take. One entry.
@@ -137,7 +159,9 @@ pub struct Lan {
     /// LAN network address and prefix length: traffic between LAN hosts is not translated.
     pub net: [u8; 4],
     pub prefix_len: u8,
-    pub _pad: [u8; 3],
+    /// [`path`] flags of the LAN interface.
+    pub path: u8,
+    pub _pad: [u8; 2],
 }
 
 /// A flow as seen from the LAN: the key of the connection-tracking map. Aligned to 4 (the

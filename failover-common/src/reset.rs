@@ -136,6 +136,16 @@ pub const fn tcp_headers(
     h
 }
 
+/// The reset's TCP checksum field for a packet the kernel still has to checksum
+/// (`CHECKSUM_PARTIAL`, a segment from a host with checksum offload): the device sums the
+/// TCP header into this pseudo-header seed, so the field must hold the seed, not the
+/// complete checksum [`tcp_headers`] writes.
+#[must_use]
+#[inline(always)]
+pub const fn partial_check_seed(headers: &[u8; RESET_LEN]) -> [u8; 2] {
+    fold(sum_words(headers, 12, 20, ip_proto::TCP as u32 + 20)).to_be_bytes()
+}
+
 /// `acc` plus the big-endian 16-bit words of `bytes[from..to]` (`to - from` even).
 #[inline(always)]
 const fn sum_words(bytes: &[u8; RESET_LEN], from: usize, to: usize, mut acc: u32) -> u32 {
@@ -162,6 +172,17 @@ mod tests {
             flags,
             payload_len,
         }
+    }
+
+    #[test]
+    fn the_partial_seed_completes_to_the_full_checksum() {
+        let mut h = reset_headers(&segment(tcp_flag::ACK, 0));
+        let full = [h[36], h[37]];
+        // What a device does with CHECKSUM_PARTIAL: sum the TCP header over the seed.
+        let seed = partial_check_seed(&h);
+        h[36] = seed[0];
+        h[37] = seed[1];
+        assert_eq!((!verify(&h[20..])).to_be_bytes(), full);
     }
 
     /// One's-complement sum over a whole buffer, the textbook way (RFC 1071).

@@ -58,9 +58,12 @@ pub enum Reason {
     /// A new external port for a LAN host that already holds `[limits] ports_per_host` on
     /// the uplink: dropped, like [`Reason::HostFlowLimit`].
     HostPortLimit = 22,
+    /// Seen by an XDP program, but a flow to or from an interface that cannot take XDP
+    /// frames (no `ndo_xdp_xmit`, no Ethernet header): passed untouched to the TC program.
+    TcPath = 23,
 }
 
-pub const REASON_COUNT: u32 = 23;
+pub const REASON_COUNT: u32 = 24;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -87,6 +90,7 @@ impl Reason {
         Reason::ResetToClient,
         Reason::HostFlowLimit,
         Reason::HostPortLimit,
+        Reason::TcPath,
     ];
 
     #[must_use]
@@ -115,6 +119,7 @@ impl Reason {
             Reason::ResetToClient => "reset-to-client",
             Reason::HostFlowLimit => "host-flow-limit",
             Reason::HostPortLimit => "host-port-limit",
+            Reason::TcPath => "tc-path",
         }
     }
 }

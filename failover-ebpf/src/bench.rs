@@ -105,9 +105,9 @@ fn next_flow(ctx: &XdpContext) -> Result<(), OutOfBounds> {
     let cursor = GEN_CURSOR.get_ptr_mut(0).ok_or(OutOfBounds)?;
     // SAFETY: this CPU's slot of a preallocated array; XDP does not preempt itself.
     let offset = unsafe { (*cursor).advance(config) };
-    let headers = ptr_at::<[u64; TEMPLATE_WORDS]>(ctx, 0)?;
-    let ip = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN)?;
-    let udp = ptr_at::<UdpHdr>(ctx, EthHdr::LEN + Ipv4Hdr::LEN)?;
+    let headers = ptr_at::<[u64; TEMPLATE_WORDS], _>(ctx, 0)?;
+    let ip = ptr_at::<Ipv4Hdr, _>(ctx, EthHdr::LEN)?;
+    let udp = ptr_at::<UdpHdr, _>(ctx, EthHdr::LEN + Ipv4Hdr::LEN)?;
     // SAFETY: ptr_at checked that each region is inside the frame. Live frames start
     // XDP_PACKET_HEADROOM (256) bytes after an 8-aligned page header, so `headers` is aligned
     // (the verifier forbids checking: no bitwise operations on packet pointers). The regions

@@ -3,7 +3,6 @@
 //! the router, so its source address and port are translated back too, with every checksum
 //! patched, so path-MTU discovery and traceroute work through the router.
 
-use aya_ebpf::programs::XdpContext;
 use failover_common::{
     checksum::{replace_addr, replace_u16, udp_replace_addr, udp_replace_u16},
     classify::ip_proto,
@@ -12,15 +11,10 @@ use failover_common::{
 };
 use network_types::{icmp::Icmpv4Hdr, ip::Ipv4Hdr};
 
-use crate::{
-    cursor::ptr_at,
-    flows,
-    packet::{L4_OFFSET, word},
-    transport::icmp_type,
-};
+use crate::{cursor::ptr_at, flows, packet::word, program::Program, transport::icmp_type};
 
 /// The embedded IPv4 header follows the 8-byte ICMP header.
-const INNER_IP: usize = L4_OFFSET + Icmpv4Hdr::LEN;
+const INNER_IP: usize = Icmpv4Hdr::LEN;
 /// Embedded headers with options are left to the kernel, so the inner transport is here.
 const INNER_L4: usize = INNER_IP + Ipv4Hdr::LEN;
 /// Every ICMP error quotes at least the IPv4 header and 8 bytes of the transport header.
@@ -35,14 +29,17 @@ const ICMP_ID: usize = 4;
 /// Translates the ICMP error in place (except the outer destination address, which the
 /// caller rewrites) and returns the flow it is about.
 #[inline(always)]
-pub fn translate(
-    ctx: &XdpContext,
+pub fn translate<P: Program>(
+    ctx: &P,
     slot: u32,
     uplink_addr: [u8; 4],
     ip_end: usize,
     now: u64,
 ) -> Result<FlowKey, Reason> {
-    let icmp = ptr_at::<Icmpv4Hdr>(ctx, L4_OFFSET).map_err(|_| Reason::Malformed)?;
+    // Offsets in the frame.
+    let inner_ip = P::L4 + INNER_IP;
+    let inner_l4 = P::L4 + INNER_L4;
+    let icmp = ptr_at::<Icmpv4Hdr, P>(ctx, P::L4).map_err(|_| Reason::Malformed)?;
     // SAFETY: bounds checked by ptr_at.
     let icmp = unsafe { &mut *icmp };
     if !matches!(
@@ -52,19 +49,19 @@ pub fn translate(
         return Err(Reason::UnsupportedProtocol);
     }
     // The quote is the ICMP message's payload: it ends with the IPv4 packet, not the frame.
-    if INNER_L4 > ip_end {
+    if inner_l4 > ip_end {
         return Err(Reason::Malformed);
     }
-    let inner = ptr_at::<Ipv4Hdr>(ctx, INNER_IP).map_err(|_| Reason::Malformed)?;
+    let inner = ptr_at::<Ipv4Hdr, P>(ctx, inner_ip).map_err(|_| Reason::Malformed)?;
     // SAFETY: bounds checked by ptr_at.
     let inner = unsafe { &mut *inner };
     if inner.vihl != 0x45 {
         return Err(Reason::IpOptions);
     }
-    if INNER_L4 + QUOTED_L4_LEN > ip_end {
+    if inner_l4 + QUOTED_L4_LEN > ip_end {
         return Err(Reason::Malformed);
     }
-    let ports = ptr_at::<[[u8; 2]; 4]>(ctx, INNER_L4).map_err(|_| Reason::Malformed)?;
+    let ports = ptr_at::<[[u8; 2]; 4], P>(ctx, inner_l4).map_err(|_| Reason::Malformed)?;
     // SAFETY: bounds checked by ptr_at.
     let ports = unsafe { &mut *ports };
     // The embedded packet left through this uplink: its source is our port (or echo id).
@@ -103,8 +100,8 @@ pub fn translate(
     ports[port_index] = flow.lan_port;
     outer = replace_u16(outer, word(ext_port), word(flow.lan_port));
     // Embedded transport checksum, when the error quotes enough of the packet to hold it.
-    if INNER_L4 + check_offset + 2 <= ip_end
-        && let Ok(check) = ptr_at::<[u8; 2]>(ctx, INNER_L4 + check_offset)
+    if inner_l4 + check_offset + 2 <= ip_end
+        && let Ok(check) = ptr_at::<[u8; 2], P>(ctx, inner_l4 + check_offset)
     {
         // SAFETY: bounds checked by ptr_at.
         let check = unsafe { &mut *check };

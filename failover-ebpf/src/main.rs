@@ -1,10 +1,15 @@
-//! XDP programs of the failover data plane. Each entry point is a thin wrapper; the logic is
-//! in modules, and the decisions that need no packet access are in `failover-common`.
+//! XDP and TC programs of the failover data plane. Each entry point is a thin wrapper; the
+//! translation is written once over `program::Program`, and the decisions that need no
+//! packet access are in `failover-common`.
+//!
+//! XDP serves flows whose interfaces all take XDP frames; it hands the others, untouched, to
+//! the TC program behind it on the same interface (`Reason::TcPath`). Interfaces without
+//! an Ethernet header have the TC program only (`fo_wan_tc_l3`).
 #![no_std]
 #![no_main]
 #![expect(
     clippy::needless_pass_by_value,
-    reason = "aya's #[xdp] entry points take the context by value"
+    reason = "aya's entry points take the context by value"
 )]
 
 mod classify;
@@ -17,24 +22,29 @@ mod mss;
 mod nat_in;
 mod nat_out;
 mod packet;
+mod program;
 mod redirects;
 mod reset;
+mod skb;
 mod stats;
 mod transport;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    macros::{raw_tracepoint, xdp},
-    programs::{RawTracePointContext, XdpContext},
+    macros::{classifier, raw_tracepoint, xdp},
+    programs::{RawTracePointContext, TcContext, XdpContext},
 };
 use failover_common::classify::Direction;
+use network_types::eth::EthHdr;
+
+use crate::skb::Skb;
 
 /// LAN ingress: outbound packets are steered to an uplink and translated; the rest goes to
 /// the kernel.
 #[xdp]
 pub fn fo_lan_ingress(ctx: XdpContext) -> u32 {
     classify::count(&ctx, Direction::Lan);
-    stats::or_pass(nat_out::translate(&ctx))
+    stats::or_pass::<XdpContext>(nat_out::translate(&ctx), true)
 }
 
 /// Uplink ingress: replies to translated flows go back to the LAN host; the rest (the
@@ -42,7 +52,52 @@ pub fn fo_lan_ingress(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn fo_wan_ingress(ctx: XdpContext) -> u32 {
     classify::count(&ctx, Direction::Uplink);
-    stats::or_pass(nat_in::translate(&ctx))
+    stats::or_pass::<XdpContext>(nat_in::translate(&ctx), true)
+}
+
+/// LAN ingress on the TC path: what the XDP program handed over, or everything where none
+/// runs.
+#[classifier]
+pub fn fo_lan_tc(ctx: TcContext) -> i32 {
+    let skb = Skb::<{ EthHdr::LEN }>::new(ctx);
+    let first = !skb::lan_has_xdp();
+    if first {
+        classify::count(&skb, Direction::Lan);
+    }
+    let result = nat_out::translate(&skb);
+    tc_verdict(stats::or_pass::<Skb<{ EthHdr::LEN }>>(
+        skb::settled(&skb, result),
+        first,
+    ))
+}
+
+/// Ethernet uplink ingress on the TC path.
+#[classifier]
+pub fn fo_wan_tc(ctx: TcContext) -> i32 {
+    wan_tc::<{ EthHdr::LEN }>(ctx)
+}
+
+/// Ingress of an uplink without an Ethernet header (raw-IP modem, ppp, tunnel).
+#[classifier]
+pub fn fo_wan_tc_l3(ctx: TcContext) -> i32 {
+    wan_tc::<0>(ctx)
+}
+
+#[inline(always)]
+fn wan_tc<const L2: usize>(ctx: TcContext) -> i32 {
+    let skb = Skb::<L2>::new(ctx);
+    let first = !skb::uplink_has_xdp(&skb);
+    if first {
+        classify::count(&skb, Direction::Uplink);
+    }
+    let result = nat_in::translate(&skb);
+    tc_verdict(stats::or_pass::<Skb<L2>>(skb::settled(&skb, result), first))
+}
+
+/// TC verdicts are small non-negative numbers.
+#[inline(always)]
+fn tc_verdict(action: u32) -> i32 {
+    i32::try_from(action).unwrap_or(i32::MAX)
 }
 
 /// A redirect the kernel refused after the program returned: counted per uplink.

@@ -4,20 +4,20 @@
 use core::mem;
 
 use aya_ebpf::{
-    EbpfContext as _,
-    bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup, xdp_action},
+    bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup},
     helpers::bpf_fib_lookup as fib_lookup,
-    programs::XdpContext,
 };
 use failover_common::{
     classify::ip_proto,
-    nat::{FlowKey, LAN_SLOT, tcp_flag},
+    nat::{FlowKey, tcp_flag},
     verdict::Reason,
 };
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use network_types::ip::Ipv4Hdr;
 
 use crate::{
-    flows, icmp_error, maps, mss, packet, redirects,
+    flows, icmp_error, maps, mss, packet,
+    program::Program,
+    redirects,
     stats::{count_uplink, verdict},
     transport::{self, icmp_type},
 };
@@ -32,11 +32,15 @@ const _: () = assert!(mem::size_of::<bpf_fib_lookup>().is_multiple_of(4));
 const FIB_PARAMS_LEN: i32 = mem::size_of::<bpf_fib_lookup>() as i32;
 /// The verdict for the packet, or the reason it is left to the kernel.
 #[inline(always)]
-pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
+pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
     let frame = packet::parse(ctx)?;
     // SAFETY: bounds-checked by packet::parse.
-    let (eth, ip) = unsafe { (&mut *frame.eth, &mut *frame.ip) };
-    let (slot, uplink) = flows::uplink_on(ingress_ifindex(ctx)).ok_or(Reason::UnknownUplink)?;
+    let ip = unsafe { &mut *frame.ip };
+    let lan = maps::LAN.get(0).ok_or(Reason::NotForwarded)?;
+    if !P::reaches(lan.path) {
+        return Err(Reason::TcPath);
+    }
+    let (slot, uplink) = flows::uplink_on(ctx.ingress_ifindex()).ok_or(Reason::UnknownUplink)?;
     if ip.dst_addr != uplink.addr {
         return Err(Reason::NotForwarded);
     }
@@ -59,23 +63,22 @@ pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
             l4.tcp_flags,
             now,
         )?;
-        l4.set_port(l4.dst_port, flow.lan_port);
+        l4.set_port(ctx, l4.dst_port, flow.lan_port);
         if l4.tcp_flags & tcp_flag::SYN != 0 && uplink.mss != 0 {
             mss::clamp(ctx, &l4, uplink.mss, frame.ip_end);
         }
         flow
     };
-    transport::set_addr(ip, &l4, false, flow.lan_addr);
-    count_uplink(slot, ctx.data_end() - ctx.data(), false);
-    forward_to_lan(ctx, eth, ip, &flow, reason, slot)
+    transport::set_addr(ctx, ip, &l4, false, flow.lan_addr);
+    count_uplink(slot, ctx.end() - ctx.start(), false);
+    forward_to_lan(ctx, ip, &flow, reason, slot)
 }
 
 /// Sends a translated packet to the LAN host through the kernel's FIB and neighbour table;
 /// what the FIB cannot resolve goes (translated) to the kernel, which forwards it.
 #[inline(always)]
-fn forward_to_lan(
-    ctx: &XdpContext,
-    eth: &mut EthHdr,
+fn forward_to_lan<P: Program>(
+    ctx: &P,
     ip: &mut Ipv4Hdr,
     flow: &FlowKey,
     reason: Reason,
@@ -87,37 +90,26 @@ fn forward_to_lan(
     let mut params = zeroed_fib_params();
     params.family = AF_INET;
     params.l4_protocol = flow.proto;
-    params.ifindex = ingress_ifindex(ctx);
+    params.ifindex = ctx.ingress_ifindex();
     params.__bindgen_anon_1.tot_len = u16::from_be_bytes(ip.tot_len);
     params.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(ip.src_addr);
     params.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(ip.dst_addr);
     // SAFETY: ctx is the program's context and params a properly sized local.
     let rc = unsafe { fib_lookup(ctx.as_ptr(), &raw mut params, FIB_PARAMS_LEN, 0) };
-    let lan_ifindex = maps::LAN.get(0).map_or(0, |lan| lan.ifindex);
+    let lan = maps::LAN.get(0).ok_or(Reason::NoRoute)?;
     if rc == i64::from(BPF_FIB_LKUP_RET_NO_NEIGH) {
         return Err(Reason::NeighbourUnresolved);
     }
-    if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) || params.ifindex != lan_ifindex {
+    if rc != i64::from(BPF_FIB_LKUP_RET_SUCCESS) || params.ifindex != lan.ifindex {
         return Err(Reason::NoRoute);
     }
     packet::decrement_ttl(ip);
-    packet::set_macs(eth, params.smac, params.dmac);
-    if let Ok(action) = maps::DEVICES.redirect(LAN_SLOT, 0) {
+    if let Ok(action) = ctx.to_lan(lan, params.smac, params.dmac) {
         Ok(verdict(action, reason))
     } else {
         redirects::count(redirects::Target::Lan(slot), 1);
-        Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed))
+        Ok(verdict(P::DROP, Reason::RedirectFailed))
     }
-}
-
-/// The kernel's `xdp_md.ingress_ifindex` is a u32; aya widens it to usize.
-#[inline(always)]
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "the field is a u32 in the kernel"
-)]
-fn ingress_ifindex(ctx: &XdpContext) -> u32 {
-    ctx.ingress_ifindex() as u32
 }
 
 /// An all-zero FIB request, written as 4-byte stores: `mem::zeroed` compiles to a call to a

@@ -1,16 +1,17 @@
 //! LAN ingress: steer each outbound IPv4 TCP, UDP or ICMP echo packet to an uplink,
 //! translate its source to the uplink's address and an allocated port, and redirect it.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use aya_log_ebpf::{error, info, warn};
 use failover_common::{
     classify::ip_proto,
-    nat::{FlowKey, in_subnet, is_special_destination, tcp_flag},
+    nat::{FlowKey, in_subnet, is_special_destination, path, tcp_flag},
     verdict::Reason,
 };
 
 use crate::{
-    flows, maps, mss, packet, redirects, reset,
+    flows, maps, mss, packet,
+    program::Program,
+    redirects, reset,
     stats::{count_uplink, verdict},
     transport::{self, icmp_type},
 };
@@ -19,18 +20,23 @@ use crate::{
 /// no free port): dropped, never passed, since the kernel would route it out of its own
 /// default route with the LAN source. The host retries; the reason counts what was stopped.
 #[inline(always)]
-fn drop_untranslated(reason: Reason) -> u32 {
-    verdict(xdp_action::XDP_DROP, reason)
+fn drop_untranslated<P: Program>(reason: Reason) -> u32 {
+    verdict(P::DROP, reason)
 }
 
 /// The verdict for the packet, or the reason it is left to the kernel.
 #[inline(always)]
-pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
+pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
     let frame = packet::parse(ctx)?;
     // SAFETY: bounds-checked by packet::parse.
-    let (eth, ip) = unsafe { (&mut *frame.eth, &mut *frame.ip) };
+    let ip = unsafe { &mut *frame.ip };
     let dst = ip.dst_addr;
     let lan = maps::LAN.get(0).ok_or(Reason::NotForwarded)?;
+    // Resets go back out of the LAN: where it cannot take XDP frames, all of its traffic
+    // takes the TC path.
+    if !P::reaches(lan.path) {
+        return Err(Reason::TcPath);
+    }
     // To the router itself, another LAN host, or not from a LAN host: the kernel's business.
     if is_special_destination(dst)
         || in_subnet(dst, lan.net, lan.prefix_len)
@@ -70,28 +76,31 @@ pub fn translate(ctx: &XdpContext) -> Result<u32, Reason> {
         }
         Err(Reason::PortsExhausted) => {
             warn!(ctx, "no free external port for {:i}", key.lan_addr);
-            return Ok(drop_untranslated(Reason::PortsExhausted));
+            return Ok(drop_untranslated::<P>(Reason::PortsExhausted));
         }
-        Err(reason) => return Ok(drop_untranslated(reason)),
+        Err(reason) => return Ok(drop_untranslated::<P>(reason)),
         Ok(steering) => steering,
     };
     let uplink = steering.uplink;
-    if uplink.gateway_mac == [0; 6] {
-        return Ok(drop_untranslated(Reason::NoGatewayMac));
+    // The flow stays in the table for the TC program, which sends the packet.
+    if !P::reaches(uplink.path) {
+        return Err(Reason::TcPath);
     }
-    transport::set_addr(ip, &l4, true, uplink.addr);
-    l4.set_port(l4.src_port, steering.ext_port);
+    if uplink.path & path::L3 == 0 && uplink.gateway_mac == [0; 6] {
+        return Ok(drop_untranslated::<P>(Reason::NoGatewayMac));
+    }
+    transport::set_addr(ctx, ip, &l4, true, uplink.addr);
+    l4.set_port(ctx, l4.src_port, steering.ext_port);
     if l4.tcp_flags & tcp_flag::SYN != 0 && uplink.mss != 0 {
         mss::clamp(ctx, &l4, uplink.mss, frame.ip_end);
     }
     packet::decrement_ttl(ip);
-    packet::set_macs(eth, uplink.mac, uplink.gateway_mac);
-    count_uplink(steering.slot, ctx.data_end() - ctx.data(), true);
-    if let Ok(action) = maps::DEVICES.redirect(steering.slot, 0) {
+    count_uplink(steering.slot, ctx.end() - ctx.start(), true);
+    if let Ok(action) = ctx.to_uplink(steering.slot, uplink) {
         Ok(verdict(action, Reason::TranslatedOut))
     } else {
         error!(ctx, "redirect to uplink slot {} failed", steering.slot);
         redirects::count(redirects::Target::Uplink(steering.slot), 1);
-        Ok(verdict(xdp_action::XDP_DROP, Reason::RedirectFailed))
+        Ok(verdict(P::DROP, Reason::RedirectFailed))
     }
 }

@@ -2,7 +2,6 @@
 //! fragmentation, then TCP, UDP or ICMP at a fixed offset. Everything else gets a reason and
 //! goes to the kernel.
 
-use aya_ebpf::programs::XdpContext;
 use failover_common::{
     checksum,
     classify::{Ipv4Fields, PacketClass, classify_ipv4, ether_type},
@@ -10,15 +9,10 @@ use failover_common::{
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
-use crate::cursor::{bytes_from, ptr_at};
-
-pub const IP_OFFSET: usize = EthHdr::LEN;
-/// IPv4 options are passed to the kernel, so the transport header is always here.
-pub const L4_OFFSET: usize = IP_OFFSET + Ipv4Hdr::LEN;
+use crate::cursor::{Frame, bytes_from, ptr_at};
 
 /// An IPv4 frame the NAT may translate. Pointers are bounds-checked.
 pub struct Ipv4Frame {
-    pub eth: *mut EthHdr,
     pub ip: *mut Ipv4Hdr,
     pub class: PacketClass,
     /// Frame offset where the IPv4 packet ends: bytes beyond (an Ethernet trailer) are not
@@ -27,26 +21,31 @@ pub struct Ipv4Frame {
 }
 
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Result<Ipv4Frame, Reason> {
-    let eth = ptr_at::<EthHdr>(ctx, 0).map_err(|_| Reason::Malformed)?;
-    // SAFETY: bounds checked by ptr_at.
-    let kind = u16::from_be(unsafe { (*eth).ether_type });
-    if kind == ether_type::VLAN || kind == ether_type::QINQ {
-        return Err(Reason::Vlan);
+pub fn parse<F: Frame>(frame: &F) -> Result<Ipv4Frame, Reason> {
+    if F::L2_LEN != 0 {
+        let eth = ptr_at::<EthHdr, F>(frame, 0).map_err(|_| Reason::Malformed)?;
+        // SAFETY: bounds checked by ptr_at.
+        let kind = u16::from_be(unsafe { (*eth).ether_type });
+        if kind == ether_type::VLAN || kind == ether_type::QINQ {
+            return Err(Reason::Vlan);
+        }
+        if kind != ether_type::IPV4 {
+            return Err(Reason::NotIpv4);
+        }
     }
-    if kind != ether_type::IPV4 {
-        return Err(Reason::NotIpv4);
-    }
-    let ip = ptr_at::<Ipv4Hdr>(ctx, IP_OFFSET).map_err(|_| Reason::Malformed)?;
+    let ip = ptr_at::<Ipv4Hdr, F>(frame, F::IP).map_err(|_| Reason::Malformed)?;
     // SAFETY: bounds checked by ptr_at.
     let fields = unsafe { ipv4_fields(&*ip) };
-    let class = classify_ipv4(fields, bytes_from(ctx, IP_OFFSET));
+    // Without an Ethernet header, the version says what the packet is.
+    if F::L2_LEN == 0 && fields.version_ihl >> 4 != 4 {
+        return Err(Reason::NotIpv4);
+    }
+    let class = classify_ipv4(fields, bytes_from(frame, F::IP));
     match class {
         PacketClass::Tcp | PacketClass::Udp | PacketClass::Icmp => Ok(Ipv4Frame {
-            eth,
             ip,
             class,
-            ip_end: IP_OFFSET + usize::from(fields.total_len),
+            ip_end: F::IP + usize::from(fields.total_len),
         }),
         PacketClass::Fragment => Err(Reason::Fragment),
         PacketClass::Ipv4Options => Err(Reason::IpOptions),
@@ -69,19 +68,6 @@ pub fn ipv4_fields(ip: &Ipv4Hdr) -> Ipv4Fields {
 #[inline(always)]
 pub fn word(bytes: [u8; 2]) -> u16 {
     u16::from_ne_bytes(bytes)
-}
-
-/// Replaces a 16-bit field covered by checksum `check`, patching the checksum.
-#[inline(always)]
-pub fn set_u16_field(field: &mut [u8; 2], check: &mut [u8; 2], new: [u8; 2], udp: bool) {
-    // No function pointers here: BPF has no indirect calls.
-    let updated = if udp {
-        checksum::udp_replace_u16(word(*check), word(*field), word(new))
-    } else {
-        checksum::replace_u16(word(*check), word(*field), word(new))
-    };
-    *check = updated.to_ne_bytes();
-    *field = new;
 }
 
 /// Decrements the TTL and patches the header checksum.

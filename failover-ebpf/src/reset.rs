@@ -1,15 +1,14 @@
 //! Answering a LAN host's TCP segment with a reset, in place: the frame is rewritten into the
 //! reset (`failover_common::reset`) and transmitted back out of the LAN interface.
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use failover_common::{
-    reset::{RESET_LEN, Segment, reset_headers},
+    reset::{RESET_LEN, Segment, partial_check_seed, reset_headers},
     verdict::Reason,
 };
 
 use crate::{
-    cursor::{bytes_from, ptr_at, swap_macs},
-    packet::{IP_OFFSET, L4_OFFSET},
+    cursor::{Frame, ptr_at, swap_macs},
+    program::Program,
     stats::verdict,
 };
 
@@ -17,15 +16,25 @@ use crate::{
 const SEQ: usize = 4;
 const ACK: usize = 8;
 const DATA_OFFSET: usize = 12;
+/// Offset of the TCP checksum in the reset's headers.
+const TCP_CHECK: usize = 20 + 16;
 
 /// Rewrites the frame (an IPv4 TCP segment without IP options, already parsed) into the reset
 /// that answers it and sends it back to the host.
 #[inline(always)]
-pub fn answer(ctx: &XdpContext) -> Result<u32, Reason> {
+pub fn answer<P: Program>(ctx: &P) -> Result<u32, Reason> {
+    // First: on TC the probe moves packet data.
+    let partial = ctx.checksum_partial();
     let seg = read_segment(ctx).ok_or(Reason::Malformed)?;
-    let headers = reset_headers(&seg);
+    let mut headers = reset_headers(&seg);
+    if partial {
+        // The device completes the checksum of what it thinks is still this segment.
+        let seed = partial_check_seed(&headers);
+        headers[TCP_CHECK] = seed[0];
+        headers[TCP_CHECK + 1] = seed[1];
+    }
     swap_macs(ctx).map_err(|_| Reason::Malformed)?;
-    let out = ptr_at::<[u8; RESET_LEN]>(ctx, IP_OFFSET).map_err(|_| Reason::Malformed)?;
+    let out = ptr_at::<[u8; RESET_LEN], P>(ctx, P::IP).map_err(|_| Reason::Malformed)?;
     let mut i = 0;
     while i < RESET_LEN {
         let word = u32::from_ne_bytes([headers[i], headers[i + 1], headers[i + 2], headers[i + 3]]);
@@ -34,19 +43,16 @@ pub fn answer(ctx: &XdpContext) -> Result<u32, Reason> {
         i += 4;
     }
     // Drop the payload and options (the frame held at least the 40 bytes just written).
-    let excess = bytes_from(ctx, IP_OFFSET).saturating_sub(RESET_LEN);
-    let shrink = -i32::try_from(excess).unwrap_or(0);
-    // SAFETY: the helper only moves the frame's end; no packet pointer is used afterwards.
-    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, shrink) } != 0 {
-        return Ok(verdict(xdp_action::XDP_DROP, Reason::Malformed));
+    match ctx.send_back(P::IP + RESET_LEN) {
+        Ok(action) => Ok(verdict(action, Reason::ResetToClient)),
+        Err(()) => Ok(verdict(P::DROP, Reason::Malformed)),
     }
-    Ok(verdict(xdp_action::XDP_TX, Reason::ResetToClient))
 }
 
 #[inline(always)]
-fn read_segment(ctx: &XdpContext) -> Option<Segment> {
-    let ip = ptr_at::<[u8; 20]>(ctx, IP_OFFSET).ok()?;
-    let tcp = ptr_at::<[u8; 20]>(ctx, L4_OFFSET).ok()?;
+fn read_segment<F: Frame>(ctx: &F) -> Option<Segment> {
+    let ip = ptr_at::<[u8; 20], F>(ctx, F::IP).ok()?;
+    let tcp = ptr_at::<[u8; 20], F>(ctx, F::L4).ok()?;
     // SAFETY: both spans are bounds-checked.
     let (ip, tcp) = unsafe { (&*ip, &*tcp) };
     let be32 = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);

@@ -2,7 +2,10 @@
 
 use failover_common::verdict::Reason;
 
-use crate::maps::{REASONS, UPLINK_COUNTERS};
+use crate::{
+    cursor::Frame,
+    maps::{REASONS, UPLINK_COUNTERS},
+};
 
 #[inline(always)]
 pub fn count(reason: Reason) {
@@ -19,13 +22,18 @@ pub fn verdict(action: u32, reason: Reason) -> u32 {
     action
 }
 
-/// A program's verdict: its own, or `XDP_PASS` counted under the reason it left the packet to
-/// the kernel.
+/// A program's verdict: its own, or `F::PASS` counted under the reason it left the packet to
+/// the kernel (unless `count_passed` is false: an XDP program counted it already).
 #[inline(always)]
-pub fn or_pass(result: Result<u32, Reason>) -> u32 {
+pub fn or_pass<F: Frame>(result: Result<u32, Reason>, count_passed: bool) -> u32 {
     match result {
         Ok(action) => action,
-        Err(reason) => verdict(aya_ebpf::bindings::xdp_action::XDP_PASS, reason),
+        Err(reason) => {
+            if count_passed {
+                count(reason);
+            }
+            F::PASS
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 //! The transport header of a translatable packet, as pointers to the fields NAT rewrites.
 
-use aya_ebpf::programs::XdpContext;
 use failover_common::{
     checksum,
     classify::{PacketClass, ip_proto},
@@ -8,10 +7,7 @@ use failover_common::{
 };
 use network_types::{icmp::Icmpv4Hdr, ip::Ipv4Hdr, tcp::TcpHdr, udp::UdpHdr};
 
-use crate::{
-    cursor::ptr_at,
-    packet::{L4_OFFSET, set_u16_field, word},
-};
+use crate::{cursor::ptr_at, packet::word, program::Program};
 
 /// ICMP types the NAT handles.
 pub mod icmp_type {
@@ -24,6 +20,10 @@ pub mod icmp_type {
 
 /// Offset of the TCP flags byte in the TCP header.
 const TCP_FLAGS_OFFSET: usize = 13;
+/// Offsets of the checksum in the transport headers.
+const TCP_CHECK: usize = 16;
+const UDP_CHECK: usize = 6;
+const ICMP_CHECK: usize = 2;
 
 /// Ports (or the ICMP echo identifier, which stands for both) and the checksum covering them.
 pub struct Transport {
@@ -31,6 +31,8 @@ pub struct Transport {
     pub src_port: *mut [u8; 2],
     pub dst_port: *mut [u8; 2],
     pub check: *mut [u8; 2],
+    /// Frame offset of `check`.
+    pub check_at: usize,
     /// TCP flags; 0 for other protocols.
     pub tcp_flags: u8,
     /// ICMP type; 0 for other protocols.
@@ -56,27 +58,34 @@ impl Transport {
 
     /// Rewrites a port (`port` is `src_port` or `dst_port`) and patches the checksum.
     #[inline(always)]
-    pub fn set_port(&self, port: *mut [u8; 2], new: [u8; 2]) {
+    pub fn set_port<P: Program>(&self, ctx: &P, port: *mut [u8; 2], new: [u8; 2]) {
         // SAFETY: pointers were bounds-checked at parse time and point into distinct fields
         // of the packet.
-        unsafe {
-            set_u16_field(
-                &mut *port,
-                &mut *self.check,
-                new,
+        let (port, check) = unsafe { (&mut *port, &mut *self.check) };
+        let (old_word, new_word) = (word(*port), word(new));
+        *port = new;
+        if self.proto == ip_proto::ICMP {
+            // ICMP has no pseudo-header and is never offloaded: always a complete checksum.
+            *check = checksum::replace_u16(word(*check), old_word, new_word).to_ne_bytes();
+        } else {
+            ctx.patch_l4_word(
+                self.check,
+                self.check_at,
+                old_word,
+                new_word,
                 self.proto == ip_proto::UDP,
             );
-        };
+        }
     }
 }
 
 #[inline(always)]
-pub fn parse(ctx: &XdpContext, class: PacketClass) -> Result<Transport, Reason> {
+pub fn parse<P: Program>(ctx: &P, class: PacketClass) -> Result<Transport, Reason> {
     match class {
         PacketClass::Tcp => {
-            let tcp = ptr_at::<TcpHdr>(ctx, L4_OFFSET).map_err(|_| Reason::Malformed)?;
+            let tcp = ptr_at::<TcpHdr, P>(ctx, P::L4).map_err(|_| Reason::Malformed)?;
             let flags =
-                ptr_at::<u8>(ctx, L4_OFFSET + TCP_FLAGS_OFFSET).map_err(|_| Reason::Malformed)?;
+                ptr_at::<u8, P>(ctx, P::L4 + TCP_FLAGS_OFFSET).map_err(|_| Reason::Malformed)?;
             // SAFETY: bounds checked by ptr_at.
             unsafe {
                 Ok(Transport {
@@ -84,13 +93,14 @@ pub fn parse(ctx: &XdpContext, class: PacketClass) -> Result<Transport, Reason> 
                     src_port: &raw mut (*tcp).source,
                     dst_port: &raw mut (*tcp).dest,
                     check: &raw mut (*tcp).check,
+                    check_at: P::L4 + TCP_CHECK,
                     tcp_flags: *flags,
                     icmp_type: 0,
                 })
             }
         }
         PacketClass::Udp => {
-            let udp = ptr_at::<UdpHdr>(ctx, L4_OFFSET).map_err(|_| Reason::Malformed)?;
+            let udp = ptr_at::<UdpHdr, P>(ctx, P::L4).map_err(|_| Reason::Malformed)?;
             // SAFETY: bounds checked by ptr_at.
             unsafe {
                 Ok(Transport {
@@ -98,13 +108,14 @@ pub fn parse(ctx: &XdpContext, class: PacketClass) -> Result<Transport, Reason> 
                     src_port: &raw mut (*udp).src,
                     dst_port: &raw mut (*udp).dst,
                     check: &raw mut (*udp).check,
+                    check_at: P::L4 + UDP_CHECK,
                     tcp_flags: 0,
                     icmp_type: 0,
                 })
             }
         }
         _ => {
-            let icmp = ptr_at::<Icmpv4Hdr>(ctx, L4_OFFSET).map_err(|_| Reason::Malformed)?;
+            let icmp = ptr_at::<Icmpv4Hdr, P>(ctx, P::L4).map_err(|_| Reason::Malformed)?;
             // SAFETY: bounds checked by ptr_at; the echo identifier is the first half of `data`.
             unsafe {
                 let id = (&raw mut (*icmp).data).cast::<[u8; 2]>();
@@ -113,6 +124,7 @@ pub fn parse(ctx: &XdpContext, class: PacketClass) -> Result<Transport, Reason> 
                     src_port: id,
                     dst_port: id,
                     check: &raw mut (*icmp).check,
+                    check_at: P::L4 + ICMP_CHECK,
                     tcp_flags: 0,
                     icmp_type: (*icmp).type_,
                 })
@@ -124,7 +136,13 @@ pub fn parse(ctx: &XdpContext, class: PacketClass) -> Result<Transport, Reason> 
 /// Rewrites the source (`src = true`) or destination address and patches the IPv4 header
 /// checksum and, for TCP and UDP, the transport checksum (its pseudo-header has the address).
 #[inline(always)]
-pub fn set_addr(ip: &mut Ipv4Hdr, transport: &Transport, src: bool, new: [u8; 4]) {
+pub fn set_addr<P: Program>(
+    ctx: &P,
+    ip: &mut Ipv4Hdr,
+    transport: &Transport,
+    src: bool,
+    new: [u8; 4],
+) {
     let field = if src {
         &mut ip.src_addr
     } else {
@@ -133,12 +151,13 @@ pub fn set_addr(ip: &mut Ipv4Hdr, transport: &Transport, src: bool, new: [u8; 4]
     let old = *field;
     *field = new;
     ip.check = checksum::replace_addr(word(ip.check), old, new).to_ne_bytes();
-    // SAFETY: bounds-checked at parse time.
-    let check = unsafe { &mut *transport.check };
-    let updated = match transport.proto {
-        ip_proto::TCP => checksum::replace_addr(word(*check), old, new),
-        ip_proto::UDP => checksum::udp_replace_addr(word(*check), old, new),
-        _ => return,
-    };
-    *check = updated.to_ne_bytes();
+    if transport.proto != ip_proto::ICMP {
+        ctx.patch_l4_addr(
+            transport.check,
+            transport.check_at,
+            old,
+            new,
+            transport.proto == ip_proto::UDP,
+        );
+    }
 }

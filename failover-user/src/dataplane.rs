@@ -3,7 +3,7 @@
 use aya::{
     Ebpf, EbpfLoader, Pod,
     maps::{Array, DevMap, HashMap, MapData, MapError, PerCpuArray, xdp::XdpMapError},
-    programs::{ProgramError, RawTracePoint, Xdp},
+    programs::{ProgramError, RawTracePoint, SchedClassifier, Xdp},
 };
 use failover_common::{
     classify::{CLASS_STATS_ENTRIES, Direction, PacketClass, stat_index},
@@ -122,6 +122,24 @@ pub fn xdp_program<'a>(
     name: &'static str,
 ) -> Result<&'a mut Xdp, DataplaneError> {
     let program: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or(DataplaneError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| DataplaneError::Program { name, source })?;
+    if program.fd().is_err() {
+        program
+            .load()
+            .map_err(|source| DataplaneError::Program { name, source })?;
+    }
+    Ok(program)
+}
+
+/// The TC program `name`, loaded into the kernel (verified) if it was not yet.
+pub fn tc_program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier, DataplaneError> {
+    let program: &mut SchedClassifier = ebpf
         .program_mut(name)
         .ok_or(DataplaneError::MissingProgram(name))?
         .try_into()

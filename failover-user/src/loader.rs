@@ -314,7 +314,8 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
         ifindex: lan_link.index,
         net: lan_addr.octets(),
         prefix_len,
-        _pad: [0; 3],
+        path: 0,
+        _pad: [0; 2],
     };
     prepare_kernel(&spec.uplinks)?;
     // Before any program is attached, so that from the first packet on nothing leaks.
@@ -479,7 +480,7 @@ pub async fn describe_uplink(
         port_max: spec.ports.1,
         mss: spec.mss,
         usable: 0,
-        _pad: 0,
+        path: 0,
     };
     let path = match ProbePath::discover(netlink, &spec.name, &spec.interface, spec.gateway).await {
         Ok(path) => path,

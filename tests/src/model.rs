@@ -1170,7 +1170,8 @@ mod tests {
             ifindex: 5,
             net: [10, 10, 0, 0],
             prefix_len: 24,
-            _pad: [0; 3],
+            path: 0,
+            _pad: [0; 2],
         });
         model.set_uplink(
             0,
@@ -1183,7 +1184,7 @@ mod tests {
                 port_max: 65535,
                 mss: 1360,
                 usable: 1,
-                _pad: 0,
+                path: 0,
             },
         );
         model

@@ -214,7 +214,7 @@ mod tests {
             port_max: 32767,
             mss: 0,
             usable: 1,
-            _pad: 0,
+            path: 0,
         }
     }
 
@@ -227,7 +227,8 @@ mod tests {
                 ifindex: 2,
                 net: [10, 10, 0, 0],
                 prefix_len: 24,
-                _pad: [0; 3],
+                path: 0,
+                _pad: [0; 2],
             },
             uplinks,
             policy: Policy::single(0),

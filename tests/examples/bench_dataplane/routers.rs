@@ -98,7 +98,7 @@ pub fn nat_uplink(r1: u32) -> nat::Uplink {
         port_max: 65535,
         mss: 0,
         usable: 1,
-        _pad: 0,
+        path: 0,
     }
 }
 
@@ -110,7 +110,8 @@ pub fn nat_lan(r0: u32) -> nat::Lan {
         ifindex: r0,
         net,
         prefix_len: chain::PREFIX_LEN,
-        _pad: [0; 3],
+        path: 0,
+        _pad: [0; 2],
     }
 }
 

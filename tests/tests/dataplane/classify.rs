@@ -138,7 +138,7 @@ fn ingress_programs_classify_count_and_pass() {
             });
         }
     }
-    run_table(fixtures);
+    run_table(&fixtures);
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn mac_swap_sends_the_frame_back_with_macs_exchanged() {
     let a = [0x02, 0, 0, 0, 0, 0xaa];
     let b = [0x02, 0, 0, 0, 0, 0xbb];
     let udp = Frame::udp(sock(HOST), sock("203.0.113.10:7")).payload(b"reflect");
-    run_table(vec![Fixture {
+    run_table(&[Fixture {
         name: "udp_reflected",
         program: names::PROG_MAC_SWAP,
         frame: udp.clone().macs(a, b).build(),

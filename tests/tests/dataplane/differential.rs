@@ -52,7 +52,7 @@ use failover_tests::{
 use failover_user::dataplane;
 
 use crate::{
-    harness::{fresh_dataplane, run_once, verdict},
+    harness::{fresh_dataplane, is_tc, run_once, skb_buildable, tc_twin, tc_verdict, verdict},
     nat::{FIBER, FIBER_ADDR, FIBER_GW_MAC, FIBER_MAC, HOST_MAC, LTE, LTE_ADDR, Net, in_scratch},
     scratch_netns::RESOLVED_HOST,
 };
@@ -76,8 +76,9 @@ const LOOPBACK_IFINDEX: u32 = 1;
 const ETH_HLEN: usize = 14;
 const IPV4_HLEN: usize = 20;
 
-/// Reasons this setup cannot produce: every devmap slot an uplink or the LAN uses is set.
-const UNREACHABLE_REASONS: [Reason; 1] = [Reason::RedirectFailed];
+/// Reasons this setup cannot produce: every devmap slot an uplink or the LAN uses is set, and
+/// every interface takes XDP frames (the hand-over to TC is tested in `nat`).
+const UNREACHABLE_REASONS: [Reason; 2] = [Reason::RedirectFailed, Reason::TcPath];
 
 #[test]
 fn differential_against_the_model() {
@@ -475,6 +476,15 @@ impl<'a> Batch<'a> {
             Direction::Lan => (names::PROG_LAN_INGRESS, 0),
             Direction::Uplink => (names::PROG_UPLINK_INGRESS, 1),
         };
+        // Odd batches run the TC programs: the same translation on an skb.
+        let program = if self.index % 2 == 1 {
+            if !skb_buildable(&sample.frame) {
+                return;
+            }
+            tc_twin(program).expect("both ingress programs have a TC twin")
+        } else {
+            program
+        };
         self.totals.frames[counted] += 1;
         let (action, output) = run_once(&mut self.ebpf, program, &sample.frame);
         let kernel_reason = self.kernel_reason();
@@ -487,6 +497,11 @@ impl<'a> Batch<'a> {
             }
         };
         self.totals.reasons[expected.reason as usize] += 1;
+        let action = if is_tc(program) {
+            tc_verdict::as_xdp(action, expected.verdict.xdp_action())
+        } else {
+            action
+        };
         let problems = differences(sample, action, &output, &kernel_reason, &expected);
         if !problems.is_empty() {
             let program = Side {

@@ -8,7 +8,7 @@ use aya::Ebpf;
 use failover_common::{
     limits::HostLimits,
     names,
-    nat::{Lan, NO_UPLINK, Policy, Uplink, tcp_state},
+    nat::{Lan, NO_UPLINK, Policy, Uplink, path, tcp_state},
     verdict::Reason,
 };
 use failover_tests::{
@@ -23,7 +23,7 @@ use failover_user::dataplane;
 use crate::{
     harness::{
         Fixture, MapCheck, MapSetup, Output, fresh_dataplane, no_check, run_once, run_table,
-        verdict,
+        tc_verdict, verdict,
     },
     scratch_netns::{NS, ScratchNetns},
 };
@@ -75,6 +75,9 @@ pub struct Net {
     /// Per-host limits in force (flows, ports per uplink; 0: none), with a lease that never
     /// runs out; `None`: no limits (as a fresh data plane).
     pub host_limits: Option<(u32, u32)>,
+    /// `path` flags of fiber and of the LAN (0: Ethernet, on the XDP path).
+    pub fiber_path: u8,
+    pub lan_path: u8,
 }
 
 impl Net {
@@ -90,6 +93,8 @@ impl Net {
             fiber_gateway_known: true,
             balanced: false,
             host_limits: None,
+            fiber_path: 0,
+            lan_path: 0,
         }
     }
 
@@ -101,7 +106,8 @@ impl Net {
                 ifindex: self.lan_ifindex,
                 net: [10, 10, 0, 0],
                 prefix_len: 24,
-                _pad: [0; 3],
+                path: self.lan_path,
+                _pad: [0; 2],
             },
         )
         .expect("set lan");
@@ -125,7 +131,7 @@ impl Net {
             port_max: self.fiber_ports.1,
             mss: 0,
             usable: u8::from(self.fiber_usable),
-            _pad: 0,
+            path: self.fiber_path,
         };
         let lte = Uplink {
             ifindex: ifindex(LTE),
@@ -136,7 +142,7 @@ impl Net {
             port_max: 65535,
             mss: LTE_MSS,
             usable: u8::from(self.lte_usable),
-            _pad: 0,
+            path: 0,
         };
         dataplane::set_uplink(ebpf, FIBER, fiber).expect("set fiber");
         dataplane::set_uplink(ebpf, LTE, lte).expect("set lte");
@@ -542,7 +548,7 @@ fn outbound_translation() {
             output: Output::Unchanged,
             check: reason_counted(Reason::UnsupportedProtocol),
         });
-        run_table(fixtures);
+        run_table(&fixtures);
     });
 }
 
@@ -623,6 +629,93 @@ fn flows_stay_pinned_until_their_uplink_is_down() {
             .find(|(k, _)| k.lan_addr == [10, 10, 0, 11])
             .expect("flow of host 1");
         assert_eq!(host_flow.1.uplink, LTE);
+    });
+}
+
+/// Flows the XDP path cannot carry are handed, untouched, to the TC program behind the XDP
+/// one, which translates them with the same tables: to an uplink that cannot take XDP frames;
+/// to an uplink without an Ethernet header (its frame keeps the MACs it came with, which the
+/// kernel drops on the redirect, and no gateway MAC is needed); and replies through a LAN
+/// that cannot take XDP frames.
+#[test]
+fn flows_the_xdp_path_cannot_carry_are_handed_to_tc() {
+    if skip_unless_root("flows_the_xdp_path_cannot_carry_are_handed_to_tc") {
+        return;
+    }
+    in_scratch(|scratch| {
+        let base = Net::new(scratch);
+        let mut ebpf = fresh_dataplane();
+        Net {
+            fiber_path: path::TC,
+            ..base
+        }
+        .apply(&mut ebpf);
+        let frame = udp_out(HOST).build();
+        let tc_path = |ebpf: &Ebpf| {
+            dataplane::reason_counts(ebpf).expect("read reasons")[Reason::TcPath as usize]
+        };
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &frame);
+        assert_eq!(
+            (v, &out),
+            (verdict::PASS, &frame),
+            "XDP hands it over untouched"
+        );
+        assert_eq!(tc_path(&ebpf), 1);
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_TC, &frame);
+        assert_eq!(v, tc_verdict::REDIRECT, "TC sends it");
+        assert_eq!(&out[26..30], &FIBER_ADDR, "translated for fiber");
+        assert_eq!(
+            &out[0..12],
+            &[FIBER_GW_MAC, FIBER_MAC].concat(),
+            "fiber's MACs"
+        );
+        verify_checksums(&out).expect("valid checksums");
+        assert_eq!(dataplane::flows(&ebpf).expect("read flows").len(), 1);
+        let host_port = u16::from_be_bytes([out[34], out[35]]);
+
+        Net {
+            fiber_path: path::L3,
+            fiber_gateway_known: false,
+            ..base
+        }
+        .apply(&mut ebpf);
+        let frame = udp_out(HOST2).build();
+        let (v, _) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &frame);
+        assert_eq!(v, verdict::PASS, "XDP cannot reach a headerless uplink");
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_TC, &frame);
+        assert_eq!(v, tc_verdict::REDIRECT, "TC sends it without a gateway MAC");
+        assert_eq!(&out[26..30], &FIBER_ADDR);
+        assert_eq!(
+            &out[0..12],
+            &frame[0..12],
+            "MACs left for the kernel to drop"
+        );
+        verify_checksums(&out).expect("valid checksums");
+
+        Net {
+            lan_path: path::TC,
+            ..base
+        }
+        .apply(&mut ebpf);
+        // To the first host: the scratch namespace resolves its MAC.
+        let reply = reply_to(FIBER_ADDR, host_port).build();
+        let handed = tc_path(&ebpf);
+        let (v, out) = run_once(&mut ebpf, names::PROG_UPLINK_INGRESS, &reply);
+        assert_eq!(
+            (v, &out),
+            (verdict::PASS, &reply),
+            "XDP hands the reply over"
+        );
+        assert_eq!(tc_path(&ebpf), handed + 1);
+        let (v, out) = run_once(&mut ebpf, names::PROG_UPLINK_TC, &reply);
+        assert_eq!(v, tc_verdict::REDIRECT, "TC sends the reply to the LAN");
+        assert_eq!(&out[30..34], &[10, 10, 0, 11], "to the LAN host");
+        assert_eq!(
+            &out[0..12],
+            &[HOST_MAC, ROUTER_MAC].concat(),
+            "LAN MACs from the FIB"
+        );
+        verify_checksums(&out).expect("valid checksums");
     });
 }
 
@@ -1092,7 +1185,7 @@ fn inbound_translation() {
                 check: reason_counted(Reason::Fragment),
             },
         ];
-        run_table(fixtures);
+        run_table(&fixtures);
     });
 }
 
@@ -1193,7 +1286,7 @@ fn icmp_errors_are_translated_with_their_embedded_header() {
             output: Output::Unchanged,
             check: reason_counted(Reason::NoMapping),
         });
-        run_table(fixtures);
+        run_table(&fixtures);
     });
 }
 

@@ -29,6 +29,9 @@ fn every_program_verifies_within_a_quarter_of_the_limit() {
             Program::Xdp(_) => dataplane::xdp_program(&mut ebpf, name)
                 .unwrap_or_else(|e| panic!("loading {name}: {e:?}"))
                 .info(),
+            Program::SchedClassifier(_) => dataplane::tc_program(&mut ebpf, name)
+                .unwrap_or_else(|e| panic!("loading {name}: {e:?}"))
+                .info(),
             Program::RawTracePoint(program) => {
                 program
                     .load()
