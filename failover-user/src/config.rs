@@ -66,6 +66,9 @@ pub struct Config {
     /// Generic (skb) XDP instead of the driver's native XDP, for drivers without XDP support.
     #[serde(default)]
     pub skb_mode: bool,
+    /// The LAN interface's data path: `"auto"` (from what the kernel says), `"xdp"` or `"tc"`.
+    #[serde(default)]
+    pub lan_datapath: crate::datapath::Mode,
     /// Where state that survives a restart is kept (the manual override).
     #[serde(default = "defaults::state_dir")]
     pub state_dir: PathBuf,
@@ -109,6 +112,9 @@ pub struct UplinkConfig {
     /// How long flows stay on this uplink after failback before they are moved (with `"move"`).
     #[serde(default = "defaults::drain", with = "humantime_serde")]
     pub drain: Duration,
+    /// The interface's data path: `"auto"` (from what the kernel says), `"xdp"` or `"tc"`.
+    #[serde(default)]
+    pub datapath: crate::datapath::Mode,
     /// `ports` parsed, filled in by validation so users of the config never parse it again.
     #[serde(skip)]
     port_range: (u16, u16),

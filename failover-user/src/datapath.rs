@@ -3,6 +3,10 @@
 //! `netdev` generic-netlink family. One pure function, [`choose`], so the rules are read and
 //! tested in one place.
 //!
+//! Each Ethernet interface gets an XDP program and, behind it, a TC program; a headerless one
+//! the TC program only. The choice is written into the data plane's maps as [`flags`]: an
+//! XDP program hands a flow to TC when an interface it crosses is on the TC path.
+//!
 //! The XDP path needs, on every interface a flow crosses, an Ethernet header (the programs
 //! parse and rewrite one; generic XDP on a headerless device would read the IP header as
 //! Ethernet), a driver that runs XDP programs and redirects from them, and a driver that can
@@ -10,6 +14,9 @@
 //! uplink the LAN's packets. Anything else needs the TC path.
 
 use std::fmt;
+
+use failover_common::nat::path;
+use serde::Deserialize;
 
 /// `ARPHRD_ETHER` (`linux/if_arp.h`): the link type of Ethernet-framed devices.
 pub const ARPHRD_ETHER: u16 = 1;
@@ -72,6 +79,87 @@ impl fmt::Display for Choice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.path.name(), self.why)
     }
+}
+
+/// The operator's say per interface (`datapath` in the config).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// From what the kernel says ([`choose`]).
+    #[default]
+    Auto,
+    /// XDP, whatever the kernel reports (a driver this kernel does not describe).
+    Xdp,
+    /// TC only: no XDP program on the interface.
+    Tc,
+}
+
+impl Mode {
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Xdp => "xdp",
+            Self::Tc => "tc",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(Self::Auto),
+            "xdp" => Ok(Self::Xdp),
+            "tc" => Ok(Self::Tc),
+            _ => Err(format!("`{text}`: the data path is auto, xdp or tc")),
+        }
+    }
+}
+
+/// [`choose`], with the operator's `mode` applied; `Err` when the mode cannot serve the
+/// interface.
+pub fn choose_with(facts: &Facts, skb_mode: bool, mode: Mode) -> Result<Choice, String> {
+    let auto = choose(facts, skb_mode);
+    match mode {
+        Mode::Auto => Ok(auto),
+        Mode::Tc => Ok(Choice {
+            path: Path::Tc,
+            why: "datapath = \"tc\" in the config".to_owned(),
+        }),
+        Mode::Xdp if facts.link_type != ARPHRD_ETHER => {
+            Err(format!("datapath = \"xdp\" cannot serve it: {}", auto.why))
+        }
+        Mode::Xdp => Ok(Choice {
+            path: Path::Xdp,
+            why: format!("datapath = \"xdp\" in the config (automatic: {auto})"),
+        }),
+    }
+}
+
+/// Whether an XDP program goes on an interface of this link type: Ethernet only (the
+/// programs parse an Ethernet header), and not where the operator said TC.
+#[must_use]
+pub fn attaches_xdp(link_type: u16, mode: Mode) -> bool {
+    link_type == ARPHRD_ETHER && mode != Mode::Tc
+}
+
+/// The data plane's [`path`] flags for an interface: `choice` (unknown: the TC path, which
+/// reaches any interface), its link type, and whether an XDP program of ours runs on it.
+#[must_use]
+pub fn flags(choice: Option<&Choice>, link_type: u16, xdp_attached: bool) -> u8 {
+    let mut flags = 0;
+    if link_type != ARPHRD_ETHER {
+        flags |= path::L3;
+    }
+    if choice.is_none_or(|c| c.path == Path::Tc) {
+        flags |= path::TC;
+    }
+    if xdp_attached {
+        flags |= path::XDP;
+    }
+    flags
 }
 
 /// Drivers known to run XDP natively with `ndo_xdp_xmit` on the kernels this supports: the
@@ -201,6 +289,50 @@ mod tests {
             choose(&modem, true).path,
             Path::Tc,
             "generic XDP would read the IP header as Ethernet"
+        );
+    }
+
+    #[test]
+    fn the_operator_overrides_where_the_interface_allows() {
+        let veth = facts(ARPHRD_ETHER, "veth", Some(NO_XMIT));
+        assert_eq!(
+            choose_with(&veth, false, Mode::Auto).unwrap().path,
+            Path::Tc
+        );
+        let forced = choose_with(&veth, false, Mode::Xdp).unwrap();
+        assert_eq!(forced.path, Path::Xdp);
+        assert!(forced.why.contains("automatic: tc"), "{forced}");
+        let mlx = facts(ARPHRD_ETHER, "mlx5_core", Some(FULL));
+        assert_eq!(choose_with(&mlx, false, Mode::Tc).unwrap().path, Path::Tc);
+        let wg = facts(ARPHRD_NONE, "wireguard", Some(0));
+        let refused = choose_with(&wg, false, Mode::Xdp).unwrap_err();
+        assert!(refused.contains("no Ethernet header"), "{refused}");
+        assert!(attaches_xdp(ARPHRD_ETHER, Mode::Auto));
+        assert!(!attaches_xdp(ARPHRD_ETHER, Mode::Tc));
+        assert!(!attaches_xdp(ARPHRD_NONE, Mode::Xdp));
+        for (text, mode) in [("auto", Mode::Auto), ("xdp", Mode::Xdp), ("tc", Mode::Tc)] {
+            assert_eq!(text.parse::<Mode>(), Ok(mode));
+        }
+        assert!("XDP".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn flags_tell_the_data_plane_what_each_interface_takes() {
+        let xdp = Choice {
+            path: Path::Xdp,
+            why: String::new(),
+        };
+        let tc = Choice {
+            path: Path::Tc,
+            why: String::new(),
+        };
+        assert_eq!(flags(Some(&xdp), ARPHRD_ETHER, true), path::XDP);
+        assert_eq!(flags(Some(&tc), ARPHRD_ETHER, true), path::TC | path::XDP);
+        assert_eq!(flags(Some(&tc), ARPHRD_NONE, false), path::TC | path::L3);
+        assert_eq!(
+            flags(None, ARPHRD_ETHER, false),
+            path::TC,
+            "unknown: TC reaches it"
         );
     }
 

@@ -1,9 +1,10 @@
-//! Reading what [`crate::datapath::choose`] decides from: an interface's link type (sysfs),
+//! Reading what [`crate::datapath::choose`] decides from: an interface's link type (the
+//! `SIOCGIFHWADDR` ioctl: sysfs shows the namespace it was mounted in, not the caller's),
 //! its driver (the `ETHTOOL_GDRVINFO` ioctl, which virtual devices answer too) and the XDP
 //! features the kernel reports (the `netdev` generic-netlink family, kernel 6.3 and later).
 //! Synchronous: each is one quick kernel call, read at start and when a link changes.
 
-use std::{io, os::fd::AsRawFd as _, path::Path, sync::OnceLock};
+use std::{io, os::fd::AsRawFd as _, sync::OnceLock};
 
 use netlink_packet_core::{
     DecodeError, DefaultNla, Emitable, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload, Nla,
@@ -21,20 +22,41 @@ use crate::datapath::{Facts, XdpFeatures};
 /// (`None`); only a missing link type is an error.
 pub fn read(interface: &str, ifindex: u32) -> io::Result<Facts> {
     Ok(Facts {
-        link_type: link_type(Path::new("/sys/class/net"), interface)?,
+        link_type: link_type(interface)?,
         driver: driver(interface).ok(),
         xdp: xdp_features(ifindex).ok().flatten().map(XdpFeatures),
     })
 }
 
-fn link_type(root: &Path, interface: &str) -> io::Result<u16> {
-    let text = std::fs::read_to_string(root.join(interface).join("type"))?;
-    text.trim().parse().map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("link type {text:?}: {e}"),
-        )
-    })
+/// An `ifreq` naming `interface`.
+fn ifreq_for(interface: &str) -> io::Result<libc::ifreq> {
+    let name = interface.as_bytes();
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    // SAFETY: a plain C struct for which all zeroes is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (to, from) in request.ifr_name.iter_mut().zip(name) {
+        *to = libc::c_char::from_ne_bytes([*from]);
+    }
+    Ok(request)
+}
+
+/// `dev->type` (`ARPHRD_*`), which the kernel returns as the hardware address's family.
+fn link_type(interface: &str) -> io::Result<u16> {
+    let mut request = ifreq_for(interface)?;
+    // Any AF_INET datagram socket takes the ioctl; it sends nothing.
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    // SAFETY: SIOCGIFHWADDR with a valid ifreq, alive for the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFHWADDR, &raw mut request) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled the hardware address member.
+    Ok(unsafe { request.ifr_ifru.ifru_hwaddr.sa_family })
 }
 
 /// `ETHTOOL_GDRVINFO` (linux/ethtool.h).
@@ -59,23 +81,12 @@ struct DrvInfo {
 
 /// The driver's name, as `ethtool -i` prints it.
 fn driver(interface: &str) -> io::Result<String> {
-    let name = interface.as_bytes();
-    if name.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "interface name too long",
-        ));
-    }
+    let mut request = ifreq_for(interface)?;
     // Any AF_INET datagram socket takes the ioctl; it sends nothing.
     let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
-    // SAFETY: both are plain C structs for which all zeroes is a valid value.
+    // SAFETY: a plain C struct for which all zeroes is a valid value.
     let mut info: DrvInfo = unsafe { std::mem::zeroed() };
     info.cmd = ETHTOOL_GDRVINFO;
-    // SAFETY: as above.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (to, from) in request.ifr_name.iter_mut().zip(name) {
-        *to = libc::c_char::from_ne_bytes([*from]);
-    }
     request.ifr_ifru.ifru_data = (&raw mut info).cast();
     // SAFETY: SIOCETHTOOL with a valid ifreq whose data points at a drvinfo of the size the
     // kernel writes, both alive for the call.

@@ -1,5 +1,6 @@
 //! The failover controller: loads the data plane and keeps its maps true.
 
+pub mod attachments;
 pub mod clock;
 pub mod config;
 pub mod control;

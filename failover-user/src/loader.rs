@@ -1,16 +1,10 @@
 //! The minimal loader: loads the data plane, describes the LAN and the uplinks in its maps
 //! (addresses, MACs, gateway MACs learned from the kernel), chooses the active uplink and
-//! attaches the XDP programs. The controller (health probes, policy) builds on it.
+//! attaches the programs (`attachments`). The controller (health probes, policy) builds on it.
 
 use std::{net::Ipv4Addr, time::Duration};
 
-use aya::{
-    Ebpf,
-    programs::{
-        links::FdLink,
-        xdp::{XdpLinkId, XdpMode},
-    },
-};
+use aya::{Ebpf, programs::xdp::XdpMode};
 use failover_common::{
     names,
     nat::{self, Lan, Policy, Uplink},
@@ -18,6 +12,8 @@ use failover_common::{
 use tracing::{debug, info, warn};
 
 use crate::{
+    attachments::{self, Attached, Planned, Role},
+    datapath::Mode,
     dataplane::{self, DataplaneError, TableSizes},
     kernel_guard::{self, GuardCounter, GuardSpec, KernelGuard, Ruleset},
     netlink::{Netlink, NetlinkError},
@@ -39,15 +35,20 @@ pub struct UplinkSpec {
     pub ports: (u16, u16),
     /// MSS clamp for TCP SYNs through this uplink; 0: off.
     pub mss: u16,
+    /// The operator's say on its data path.
+    pub datapath: Mode,
 }
 
 impl std::str::FromStr for UplinkSpec {
     type Err = String;
 
-    /// `NAME=INTERFACE[,gateway=IP][,mss=N][,ports=MIN-MAX]`, e.g. `lte=wwan0,mss=1360`.
+    /// `NAME=INTERFACE[,gateway=IP][,mss=N][,ports=MIN-MAX][,datapath=auto|xdp|tc]`, e.g.
+    /// `lte=wwan0,mss=1360`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let (name, rest) = text.split_once('=').ok_or_else(|| {
-            format!("`{text}`: expected NAME=INTERFACE[,gateway=IP][,mss=N][,ports=MIN-MAX]")
+            format!(
+                "`{text}`: expected NAME=INTERFACE[,gateway=IP][,mss=N][,ports=MIN-MAX][,datapath=MODE]"
+            )
         })?;
         let mut parts = rest.split(',');
         let interface = parts.next().unwrap_or_default();
@@ -62,6 +63,7 @@ impl std::str::FromStr for UplinkSpec {
             gateway: None,
             ports: (nat::DEFAULT_PORT_MIN, nat::DEFAULT_PORT_MAX),
             mss: 0,
+            datapath: Mode::Auto,
         };
         for option in parts {
             let (key, value) = option
@@ -82,9 +84,10 @@ impl std::str::FromStr for UplinkSpec {
                     }
                 }
                 "ports" => spec.ports = crate::config::parse_port_range(value)?,
+                "datapath" => spec.datapath = value.parse()?,
                 _ => {
                     return Err(format!(
-                        "unknown uplink option `{key}` (known: gateway, mss, ports)"
+                        "unknown uplink option `{key}` (known: gateway, mss, ports, datapath)"
                     ));
                 }
             }
@@ -106,6 +109,8 @@ pub struct LoaderSpec {
     pub active: String,
     /// Generic (skb) XDP instead of the driver's native XDP.
     pub skb_mode: bool,
+    /// The operator's say on the LAN's data path.
+    pub lan_datapath: Mode,
     pub tables: TableSizes,
 }
 
@@ -144,6 +149,8 @@ pub enum LoaderError {
     },
     #[error("{0}: {1}")]
     System(&'static str, std::io::Error),
+    #[error("`{interface}`: {message}")]
+    Datapath { interface: String, message: String },
     #[error(transparent)]
     Pins(#[from] PinError),
     #[error(
@@ -189,8 +196,10 @@ pub struct Running {
     /// The leak guard: removed with an unpinned data plane when this is dropped, kept with a
     /// pinned one until it is detached.
     guard: Option<KernelGuard>,
-    /// Links of an unpinned data plane: dropping them detaches it.
-    _links: Vec<XdpLinkId>,
+    /// What went on each interface: the LAN, then the uplinks in the order of the spec.
+    pub plans: Vec<Planned>,
+    /// Attachments of an unpinned data plane (they end with `ebpf`).
+    _links: Vec<Attached>,
 }
 
 impl Drop for Running {
@@ -232,6 +241,17 @@ impl Running {
     #[must_use]
     pub fn lan(&self) -> Lan {
         self.lan
+    }
+
+    /// Tells the data plane the LAN's data path flags.
+    pub fn set_lan_path(&mut self, flags: u8) -> Result<(), LoaderError> {
+        let lan = Lan {
+            path: flags,
+            ..self.lan
+        };
+        dataplane::set_lan(&mut self.ebpf, lan)?;
+        self.lan = lan;
+        Ok(())
     }
 
     /// The policy the data plane was last told (or held, when adopted).
@@ -307,14 +327,28 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
         .ipv4(lan_link.index)
         .await?
         .ok_or_else(|| LoaderError::NoAddress(spec.lan.clone()))?;
+    let mut plans = vec![attachments::plan(
+        &spec.lan,
+        lan_link.index,
+        Role::Lan,
+        spec.lan_datapath,
+        spec.skb_mode,
+    )?];
     for uplink in &spec.uplinks {
-        netlink.link(&uplink.interface).await?;
+        let link = netlink.link(&uplink.interface).await?;
+        plans.push(attachments::plan(
+            &uplink.interface,
+            link.index,
+            Role::Uplink,
+            uplink.datapath,
+            spec.skb_mode,
+        )?);
     }
     let lan = Lan {
         ifindex: lan_link.index,
         net: lan_addr.octets(),
         prefix_len,
-        path: 0,
+        path: plans[0].flags(Some(&plans[0].choice)),
         _pad: [0; 2],
     };
     prepare_kernel(&spec.uplinks)?;
@@ -326,14 +360,7 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
     })
     .map_err(guard_error("installing"))?;
     let pins = spec.pins.as_deref().map(Pins::new);
-    let wanted: Vec<(&'static str, String)> =
-        std::iter::once((names::PROG_LAN_INGRESS, spec.lan.clone()))
-            .chain(
-                spec.uplinks
-                    .iter()
-                    .map(|u| (names::PROG_UPLINK_INGRESS, u.interface.clone())),
-            )
-            .collect();
+    let wanted = attachments::wanted(&plans);
     let adopted = match adopt_or_prepare(pins.as_ref(), &wanted) {
         Ok(adopted) => adopted,
         Err(e) => {
@@ -341,7 +368,13 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
             return Err(e);
         }
     };
-    match load(spec, &netlink, lan, active, pins.clone(), adopted, &wanted).await {
+    let target = Target {
+        lan,
+        active,
+        pins: pins.clone(),
+        adopted,
+    };
+    match load(spec, &netlink, target, plans, &wanted).await {
         Ok(mut running) => {
             running.guard = Some(guard);
             Ok(running)
@@ -367,16 +400,29 @@ fn remove_failed_guard(guard: KernelGuard) {
     }
 }
 
-/// Opens (or adopts) the maps, describes the uplinks into them and attaches the programs.
-async fn load(
-    spec: &LoaderSpec,
-    netlink: &Netlink,
+/// What a start sets up: the LAN's entry, the active uplink's index, where to pin, and
+/// whether a running data plane is adopted.
+struct Target {
     lan: Lan,
     active: usize,
     pins: Option<Pins>,
     adopted: bool,
+}
+
+/// Opens (or adopts) the maps, describes the uplinks into them and attaches the programs.
+async fn load(
+    spec: &LoaderSpec,
+    netlink: &Netlink,
+    target: Target,
+    plans: Vec<Planned>,
     wanted: &[(&'static str, String)],
 ) -> Result<Running, LoaderError> {
+    let Target {
+        lan,
+        active,
+        pins,
+        adopted,
+    } = target;
     let mut ebpf = dataplane::open_pinned(spec.tables, pins.as_ref(), spec.dataplane_log)?;
     dataplane::set_lan(&mut ebpf, lan)?;
     let uncounted_redirects = dataplane::count_refused_redirects(&mut ebpf).err();
@@ -402,6 +448,8 @@ async fn load(
             Err(problem) => warn!(uplink = %spec_uplink.name, %problem, "uplink not usable yet"),
         }
         let mut entry = uplink;
+        let plan = &plans[slot as usize + 1];
+        entry.path = plan.flags(Some(&plan.choice));
         if adopted {
             // The running data plane's verdict on the uplink stands until the controller's
             // probes have a verdict of their own.
@@ -428,6 +476,7 @@ async fn load(
             policy,
             pins,
             guard: None,
+            plans,
             _links: Vec::new(),
         });
     }
@@ -439,7 +488,7 @@ async fn load(
     } else {
         XdpMode::Default
     };
-    let links = attach_all(&mut ebpf, wanted, mode, pins.as_ref())?;
+    let links = attachments::attach_all(&mut ebpf, wanted, mode, pins.as_ref())?;
     info!(lan = %spec.lan, active = %spec.active, "data plane attached");
     Ok(Running {
         ebpf,
@@ -453,6 +502,7 @@ async fn load(
         policy,
         pins,
         guard: None,
+        plans,
         _links: links,
     })
 }
@@ -542,66 +592,6 @@ fn adopt_or_prepare(
     pins.remove_all()?;
     pins.prepare()?;
     Ok(false)
-}
-
-/// Attaches each (program, interface); with `pins`, pins each link (so the program stays
-/// attached after the controller exits) and returns no link to hold.
-fn attach_all(
-    ebpf: &mut Ebpf,
-    wanted: &[(&'static str, String)],
-    mode: XdpMode,
-    pins: Option<&Pins>,
-) -> Result<Vec<XdpLinkId>, LoaderError> {
-    let mut links = Vec::new();
-    for (program, interface) in wanted {
-        let id = attach(ebpf, program, interface, mode)?;
-        match pins {
-            // A pinned link keeps the program attached after the controller exits.
-            Some(pins) => {
-                let link = dataplane::xdp_program(ebpf, program)?
-                    .take_link(id)
-                    .map_err(|e| pin_failed(program, interface, &e.to_string()))?;
-                let link = FdLink::try_from(link).map_err(|e| {
-                    pin_failed(
-                        program,
-                        interface,
-                        &format!("{e} (the kernel attached XDP without a BPF link, which cannot be pinned)"),
-                    )
-                })?;
-                pins.pin_link(link, program, interface)?;
-            }
-            None => links.push(id),
-        }
-    }
-    Ok(links)
-}
-
-fn pin_failed(program: &'static str, interface: &str, message: &str) -> PinError {
-    PinError::Link {
-        program,
-        interface: interface.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
-fn attach(
-    ebpf: &mut Ebpf,
-    program: &'static str,
-    interface: &str,
-    mode: XdpMode,
-) -> Result<XdpLinkId, LoaderError> {
-    let xdp = dataplane::xdp_program(ebpf, program)?;
-    xdp.attach(interface, mode)
-        .map_err(|source| LoaderError::Attach {
-            program,
-            interface: interface.to_owned(),
-            source: Box::new(source),
-            hint: if mode == XdpMode::Skb {
-                ""
-            } else {
-                " (if the driver lacks native XDP, use generic XDP: --skb-mode)"
-            },
-        })
 }
 
 /// Port ranges must avoid the kernel's local port range (the router's own connections).

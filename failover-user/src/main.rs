@@ -98,7 +98,8 @@ enum Command {
         /// The LAN interface.
         #[arg(long)]
         lan: String,
-        /// An uplink: NAME=INTERFACE[,gateway=IP][,mss=N][,ports=MIN-MAX]. Repeat for each.
+        /// An uplink: NAME=INTERFACE[,gateway=IP][,mss=N][,ports=MIN-MAX][,datapath=MODE].
+        /// Repeat for each.
         #[arg(long = "uplink", required = true)]
         uplinks: Vec<loader::UplinkSpec>,
         /// The uplink new flows take.
@@ -107,6 +108,9 @@ enum Command {
         /// Use generic (skb) XDP, for drivers without native XDP.
         #[arg(long)]
         skb_mode: bool,
+        /// The LAN's data path: auto, xdp or tc.
+        #[arg(long, default_value = "auto")]
+        lan_datapath: failover_user::datapath::Mode,
     },
     /// Check a config file: print `FILE: ok` and the effective config, or every problem with
     /// its line and column (exit status 1).
@@ -188,6 +192,7 @@ fn main() -> anyhow::Result<ExitCode> {
             uplinks,
             active,
             skb_mode,
+            lan_datapath,
         } => {
             let spec = loader::LoaderSpec {
                 dataplane_log: failover_user::config::DataplaneLog::Off,
@@ -196,6 +201,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 uplinks,
                 active,
                 skb_mode,
+                lan_datapath,
                 tables: TableSizes::default(),
             };
             runtime()?.block_on(async {

@@ -40,6 +40,7 @@ fn start_dataplane(active: Isp) -> Running {
         uplinks: Isp::ALL.iter().map(|isp| uplink_spec(*isp)).collect(),
         active: active.uplink().router.name.to_owned(),
         skb_mode: false,
+        lan_datapath: failover_user::datapath::Mode::Auto,
         tables: TableSizes {
             flows: 65536,
             bindings: 65536,

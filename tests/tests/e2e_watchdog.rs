@@ -1,7 +1,9 @@
 //! The controller notices when the data plane does not do what it was told: a map entry
 //! rewritten behind its back is put back (with an event), and frames the kernel refuses to
 //! redirect (the fiber gateway's veth left without GRO, so XDP frames cannot reach it) are
-//! counted on that uplink and reported with the fix. Root only; run with `--test-threads=1`.
+//! counted on that uplink and reported with the fix, until the controller sees what the kernel
+//! now reports and fiber's flows take the TC path, which carries them again. Root only; run
+//! with `--test-threads=1`.
 
 use std::time::Duration;
 
@@ -101,7 +103,6 @@ fn the_watchdog_repairs_drift_and_counts_refused_redirects() {
         Ok(fiber_failures(&daemon) > before)
     })
     .expect("reading status");
-    stream.stop();
     assert!(
         counted,
         "refused redirects are counted on fiber: {:?}",
@@ -125,6 +126,22 @@ fn the_watchdog_repairs_drift_and_counts_refused_redirects() {
         "fiber's data path shows the need for TC: {:?}",
         daemon.status()
     );
+    // The TC path carries fiber's flows: echoes come back, and no more redirects fail.
+    stream
+        .wait_flowing(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", daemon.status(), daemon.log()));
+    let settled = fiber_failures(&daemon);
+    let (_, echoes) = stream.counts();
+    std::thread::sleep(Duration::from_secs(2));
+    stream.stop();
+    assert!(stream.counts().1 > echoes + 10, "the stream flows on TC");
+    assert_eq!(
+        fiber_failures(&daemon),
+        settled,
+        "no refused redirects on TC"
+    );
+    stream::wait_for_uplink(HOST, Isp::Fiber, Duration::from_secs(10))
+        .expect("HTTP through fiber on the TC path");
     let metrics = daemon.cli(&["metrics"]).unwrap_or_default();
     assert!(
         metrics.is_empty()

@@ -10,7 +10,11 @@ impl Config {
     /// One line per uplink and one for the health timings, with every default resolved.
     #[must_use]
     pub fn summary(&self) -> String {
-        let mut out = format!("lan: {}\n", self.lan.join(", "));
+        let mut out = format!(
+            "lan: {} (datapath {})\n",
+            self.lan.join(", "),
+            self.lan_datapath.name()
+        );
         let h = &self.health;
         for (i, uplink) in self.uplinks.iter().enumerate() {
             let targets = uplink.targets_or_default();
@@ -18,7 +22,7 @@ impl Config {
             let _ = writeln!(
                 out,
                 "uplink {}: priority {}, interface {}, gateway {}, targets {} (quorum {}), {}, \
-                 mss {}, ports {port_min}-{port_max}, weight {}, failback {}",
+                 mss {}, ports {port_min}-{port_max}, weight {}, failback {}, datapath {}",
                 uplink.name,
                 uplink.priority_or_position(i),
                 uplink.interface,
@@ -44,6 +48,7 @@ impl Config {
                     FailbackMode::Keep => "keep".to_owned(),
                     FailbackMode::Move => format!("move after {}", format_duration(uplink.drain)),
                 },
+                uplink.datapath.name(),
             );
         }
         let _ = writeln!(

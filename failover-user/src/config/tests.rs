@@ -415,7 +415,7 @@ fn summary_resolves_defaults() {
         summary.contains(
             "uplink fiber: priority 1, interface eth1, gateway learned, \
              targets icmp:1.1.1.1 icmp:8.8.8.8 icmp:9.9.9.9 (quorum 2), unmetered, mss unclamped, \
-             ports 1024-32767, weight 1, failback keep"
+             ports 1024-32767, weight 1, failback keep, datapath auto"
         ),
         "{summary}"
     );

@@ -70,6 +70,8 @@ struct Managed {
     usable: bool,
     /// The data path the interface can take; `None` when its facts are unreadable.
     datapath: Option<crate::datapath::Choice>,
+    /// What the data plane is told of its data path (`failover_common::nat::path`).
+    path_flags: u8,
 }
 
 impl Managed {
@@ -77,6 +79,7 @@ impl Managed {
     fn entry(&self, usable: bool) -> Uplink {
         Uplink {
             usable: u8::from(usable),
+            path: self.path_flags,
             ..self.described
         }
     }
@@ -150,6 +153,7 @@ impl Daemon {
             uplinks: specs.clone(),
             active: specs[first.active].name.clone(),
             skb_mode: config.skb_mode,
+            lan_datapath: config.lan_datapath,
             tables: TableSizes::default(),
         })
         .await
@@ -184,6 +188,7 @@ impl Daemon {
                 probes,
                 usable,
                 datapath: None,
+                path_flags: 0,
             });
             let managed = uplinks.last_mut().expect("just pushed");
             set_path(&netlink, managed, path).await;
@@ -199,13 +204,12 @@ impl Daemon {
         let (call_tx, calls) = mpsc::channel(16);
         crate::metrics::spawn(config.metrics.listen, &call_tx);
         let server = open_control_socket(&config, call_tx)?;
-        let lan_datapath = datapaths::choose_all(lan, &running, &mut uplinks, config.skb_mode);
         info!(active = %uplinks[active].spec.name, adopted = running.adopted, "controller running");
         Ok(Self {
             switching: switching::FlowsOnSwitch::default(),
             watchdog: watchdog::Watchdog::default(),
             host_limiter: host_limits::HostLimiter::default(),
-            lan_datapath,
+            lan_datapath: Some(datapaths::choose_all(&running, &mut uplinks)),
             path: std::path::PathBuf::new(),
             detach_on_exit: false,
             settle_until,
@@ -711,6 +715,7 @@ fn loader_specs(config: &Config) -> Vec<UplinkSpec> {
             gateway: u.gateway,
             ports: u.port_range(),
             mss: u.mss.unwrap_or(0),
+            datapath: u.datapath,
         })
         .collect()
 }

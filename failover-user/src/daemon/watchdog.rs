@@ -66,6 +66,7 @@ impl Daemon {
         for index in 0..self.uplinks.len() {
             self.rechoose_datapath(index);
         }
+        self.rechoose_lan_datapath();
     }
 
     /// What the data plane should hold now.

@@ -67,9 +67,11 @@ fn spec(pins: &PinDir, uplink_interface: &str) -> LoaderSpec {
             gateway: Some("192.0.2.1".parse().expect("address")),
             ports: (1024, 32767),
             mss: 0,
+            datapath: failover_user::datapath::Mode::Auto,
         }],
         active: "wan".to_owned(),
         skb_mode: false,
+        lan_datapath: failover_user::datapath::Mode::Auto,
         tables: TABLES,
     }
 }
