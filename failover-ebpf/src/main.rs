@@ -60,14 +60,14 @@ pub fn fo_wan_ingress(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn fo_lan_tc(ctx: TcContext) -> i32 {
     let skb = Skb::<{ EthHdr::LEN }>::new(ctx);
-    let first = !skb::lan_has_xdp();
-    if first {
+    let xdp_ran = skb::lan_has_xdp();
+    if !xdp_ran {
         classify::count(&skb, Direction::Lan);
     }
-    let result = nat_out::translate(&skb);
+    let result = skb::settled(&skb, nat_out::translate(&skb));
     tc_verdict(stats::or_pass::<Skb<{ EthHdr::LEN }>>(
-        skb::settled(&skb, result),
-        first,
+        result,
+        skb.counts_passes(xdp_ran),
     ))
 }
 
@@ -86,12 +86,15 @@ pub fn fo_wan_tc_l3(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn wan_tc<const L2: usize>(ctx: TcContext) -> i32 {
     let skb = Skb::<L2>::new(ctx);
-    let first = !skb::uplink_has_xdp(&skb);
-    if first {
+    let xdp_ran = skb::uplink_has_xdp(&skb);
+    if !xdp_ran {
         classify::count(&skb, Direction::Uplink);
     }
-    let result = nat_in::translate(&skb);
-    tc_verdict(stats::or_pass::<Skb<L2>>(skb::settled(&skb, result), first))
+    let result = skb::settled(&skb, nat_in::translate(&skb));
+    tc_verdict(stats::or_pass::<Skb<L2>>(
+        result,
+        skb.counts_passes(xdp_ran),
+    ))
 }
 
 /// TC verdicts are small non-negative numbers.

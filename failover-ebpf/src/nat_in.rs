@@ -37,14 +37,12 @@ pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
     // SAFETY: bounds-checked by packet::parse.
     let ip = unsafe { &mut *frame.ip };
     let lan = maps::LAN.get(0).ok_or(Reason::NotForwarded)?;
-    if !P::reaches(lan.path) {
-        return Err(Reason::TcPath);
-    }
     let (slot, uplink) = flows::uplink_on(ctx.ingress_ifindex()).ok_or(Reason::UnknownUplink)?;
     if ip.dst_addr != uplink.addr {
         return Err(Reason::NotForwarded);
     }
     let l4 = transport::parse(ctx, frame.class)?;
+    ctx.hand_over(lan.path)?;
     let now = flows::now_ns();
     let mut reason = Reason::TranslatedIn;
     let flow = if l4.proto == ip_proto::ICMP && l4.icmp_type != icmp_type::ECHO_REPLY {

@@ -32,11 +32,6 @@ pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
     let ip = unsafe { &mut *frame.ip };
     let dst = ip.dst_addr;
     let lan = maps::LAN.get(0).ok_or(Reason::NotForwarded)?;
-    // Resets go back out of the LAN: where it cannot take XDP frames, all of its traffic
-    // takes the TC path.
-    if !P::reaches(lan.path) {
-        return Err(Reason::TcPath);
-    }
     // To the router itself, another LAN host, or not from a LAN host: the kernel's business.
     if is_special_destination(dst)
         || in_subnet(dst, lan.net, lan.prefix_len)
@@ -62,6 +57,9 @@ pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
         proto: l4.proto,
         ..FlowKey::default()
     };
+    // Resets go back out of the LAN: where it cannot take XDP frames, all of its flows take
+    // the TC path.
+    ctx.hand_over(lan.path)?;
     let steering = match flows::steer_outbound(&key, l4.tcp_flags, flows::now_ns()) {
         Err(Reason::ResetToClient) => {
             info!(
@@ -83,9 +81,7 @@ pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
     };
     let uplink = steering.uplink;
     // The flow stays in the table for the TC program, which sends the packet.
-    if !P::reaches(uplink.path) {
-        return Err(Reason::TcPath);
-    }
+    ctx.hand_over(uplink.path)?;
     if uplink.path & path::L3 == 0 && uplink.gateway_mac == [0; 6] {
         return Ok(drop_untranslated::<P>(Reason::NoGatewayMac));
     }

@@ -8,6 +8,7 @@ use aya_ebpf::{
 use failover_common::{
     checksum,
     nat::{LAN_SLOT, Lan, Uplink, path},
+    verdict::Reason,
 };
 use network_types::eth::EthHdr;
 
@@ -22,8 +23,10 @@ pub trait Program: Frame + EbpfContext {
     /// The interface the frame arrived on.
     fn ingress_ifindex(&self) -> u32;
 
-    /// Whether this program can send frames to an interface with these [`path`] flags.
-    fn reaches(flags: u8) -> bool;
+    /// The point where an XDP program hands a flow it cannot carry to the TC program: `Err`
+    /// when a frame must reach an interface with these [`path`] flags. What the program
+    /// decides after this point, the TC program decides (and counts) again.
+    fn hand_over(&self, flags: u8) -> Result<(), Reason>;
 
     /// The transport checksum (TCP or UDP) at frame offset `check_at` (`check` points at it)
     /// after a 16-bit word of the segment changed from `old` to `new`.
@@ -65,8 +68,11 @@ impl Program for XdpContext {
     }
 
     #[inline(always)]
-    fn reaches(flags: u8) -> bool {
-        !path::needs_tc(flags)
+    fn hand_over(&self, flags: u8) -> Result<(), Reason> {
+        if path::needs_tc(flags) {
+            return Err(Reason::TcPath);
+        }
+        Ok(())
     }
 
     #[inline(always)]

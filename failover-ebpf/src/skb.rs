@@ -86,6 +86,9 @@ fn csum_add(sum: u32, word: u32) -> u32 {
 pub struct Skb<const L2: usize> {
     ctx: TcContext,
     pending: Cell<Pending>,
+    /// The translation went past the point where an XDP program hands flows over: what it
+    /// decides from here, no XDP program counted.
+    past_hand_over: Cell<bool>,
 }
 
 impl<const L2: usize> Skb<L2> {
@@ -101,7 +104,15 @@ impl<const L2: usize> Skb<L2> {
         Skb {
             ctx,
             pending: Cell::new(Pending::default()),
+            past_hand_over: Cell::new(false),
         }
+    }
+
+    /// Whether a frame this program passes to the kernel is counted here: where no XDP
+    /// program runs before it, or where the XDP program handed the frame over.
+    #[inline(always)]
+    pub fn counts_passes(&self, xdp_ran: bool) -> bool {
+        !xdp_ran || self.past_hand_over.get()
     }
 
     #[inline(always)]
@@ -195,8 +206,9 @@ impl<const L2: usize> Program for Skb<L2> {
     }
 
     #[inline(always)]
-    fn reaches(_: u8) -> bool {
-        true
+    fn hand_over(&self, _: u8) -> Result<(), Reason> {
+        self.past_hand_over.set(true);
+        Ok(())
     }
 
     #[inline(always)]

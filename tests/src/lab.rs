@@ -33,6 +33,18 @@ pub use servers::{BLOB_LEN, BLOB_SHA256, LabProcess, blob, processes, sha256_hex
 
 use crate::netns;
 
+/// The environment variable that picks the veths' offloads: `kernel` leaves every veth as
+/// the kernel makes it (GRO off, TX checksum offload on: what containers and VMs give, and
+/// what makes the router take the TC path); anything else, or unset, the tuned lab (complete
+/// checksums, GRO where XDP redirects need it).
+pub const OFFLOADS_ENV: &str = "FO_LAB_OFFLOADS";
+
+/// Whether this lab keeps the kernel's default veth offloads ([`OFFLOADS_ENV`]).
+#[must_use]
+pub fn kernel_offloads() -> bool {
+    std::env::var(OFFLOADS_ENV).is_ok_and(|v| v == "kernel")
+}
+
 /// Builds the lab from scratch. Leftovers of an earlier run are removed first; if any step
 /// fails, whatever was built is torn down again and the error names the failed command.
 pub fn up() -> Result<()> {

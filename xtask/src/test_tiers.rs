@@ -14,7 +14,36 @@ struct Tier {
     needs_root: bool,
     /// Runs the `failover` binary (built first, passed in `FAILOVER_BIN`).
     needs_failover_bin: bool,
+    /// Environment the tier runs with.
+    env: &'static [(&'static str, &'static str)],
 }
+
+/// The end-to-end suite: run on the tuned lab, then again on veths at the kernel's defaults.
+const E2E_ARGS: &[&str] = &[
+    "test",
+    "-p",
+    "failover-tests",
+    "--test",
+    "e2e_lab",
+    "--test",
+    "e2e_nat",
+    "--test",
+    "e2e_probe",
+    "--test",
+    "e2e_failover",
+    "--test",
+    "e2e_restart",
+    "--test",
+    "e2e_leak",
+    "--test",
+    "e2e_watchdog",
+    "--test",
+    "e2e_limits",
+    "--test",
+    "e2e_operator",
+    "--",
+    "--test-threads=1",
+];
 
 const TIERS: &[Tier] = &[
     Tier {
@@ -29,42 +58,30 @@ const TIERS: &[Tier] = &[
         ],
         needs_root: false,
         needs_failover_bin: false,
+        env: &[],
     },
     Tier {
         name: "tier 2: data-plane tests (BPF_PROG_TEST_RUN)",
         args: &["test", "-p", "failover-tests", "--test", "dataplane"],
         needs_root: true,
         needs_failover_bin: false,
+        env: &[],
     },
     Tier {
         name: "tier 3: end-to-end tests (network lab)",
-        args: &[
-            "test",
-            "-p",
-            "failover-tests",
-            "--test",
-            "e2e_lab",
-            "--test",
-            "e2e_nat",
-            "--test",
-            "e2e_probe",
-            "--test",
-            "e2e_failover",
-            "--test",
-            "e2e_restart",
-            "--test",
-            "e2e_leak",
-            "--test",
-            "e2e_watchdog",
-            "--test",
-            "e2e_limits",
-            "--test",
-            "e2e_operator",
-            "--",
-            "--test-threads=1",
-        ],
+        args: E2E_ARGS,
         needs_root: true,
         needs_failover_bin: true,
+        env: &[],
+    },
+    // Veths as containers and VMs give them (GRO off, TX checksum offload on): the router
+    // takes the TC path there, through the automatic choice.
+    Tier {
+        name: "tier 3, kernel-default veth offloads",
+        args: E2E_ARGS,
+        needs_root: true,
+        needs_failover_bin: true,
+        env: &[(failover_tests::lab::OFFLOADS_ENV, "kernel")],
     },
 ];
 
@@ -132,6 +149,7 @@ fn run_tier(tier: &Tier) -> anyhow::Result<Counts> {
     }
     args.push("--show-output");
     let mut command = Command::new(env!("CARGO"));
+    command.envs(tier.env.iter().copied());
     if tier.needs_failover_bin {
         command.env(crate::failover_bin::ENV, crate::failover_bin::build()?);
     }
