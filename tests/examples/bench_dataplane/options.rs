@@ -16,6 +16,8 @@ pub enum RouterKind {
     Xdp,
     /// (d) The failover NAT data plane (`fo_lan_ingress`).
     Nat,
+    /// (e) The same NAT on the TC path (`fo_lan_tc`), as interfaces without XDP get it.
+    NatTc,
 }
 
 impl RouterKind {
@@ -26,6 +28,7 @@ impl RouterKind {
             Self::Nft => "nft",
             Self::Xdp => "xdp",
             Self::Nat => "nat",
+            Self::NatTc => "nat-tc",
         }
     }
 
@@ -35,6 +38,7 @@ impl RouterKind {
             Self::Nft => "(b) Linux fwd + nft masquerade",
             Self::Xdp => "(c) XDP swap+redirect (floor)",
             Self::Nat => "(d) failover NAT (XDP)",
+            Self::NatTc => "(e) failover NAT (TC)",
         }
     }
 }
@@ -81,7 +85,7 @@ pub struct Options {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "linux,nft,xdp,nat"
+        default_value = "linux,nft,xdp,nat,nat-tc"
     )]
     pub router: Vec<RouterKind>,
     /// Flow counts for the chain, comma-separated (the source port varies, then addresses).

@@ -125,26 +125,28 @@ impl Report<'_> {
         };
         let _ = writeln!(
             out,
-            "   {:<31} {:>8} {:>22} {:>6} {:>22} {:>9} {:>8}",
+            "   {:<31} {:>8} {:>22} {:>6} {:>22} {:>9} {:>8} {:>7}",
             "router",
             "flows",
             "Mpps median [min..max]",
             "CV",
             "ns/pkt median [min..max]",
             "delivered",
-            "x floor"
+            "x floor",
+            "x masq"
         );
         for m in measurements {
             let _ = write!(out, "   {:<31} {:>8} ", m.router.label(), m.flows);
             let _ = match &m.outcome {
                 Outcome::Measured(t) => writeln!(
                     out,
-                    "{:>22} {:>5.1}% {:>22} {:>8.1}% {:>8}",
+                    "{:>22} {:>5.1}% {:>22} {:>8.1}% {:>8} {:>7}",
                     spread(&t.mpps, 2),
                     t.mpps.cv_percent,
                     spread(&t.ns_per_packet, 0),
                     100.0 * t.delivered.median,
-                    floor_ratio(measurements, m).map_or("-".to_owned(), |r| format!("{r:.2}"))
+                    floor_ratio(measurements, m).map_or("-".to_owned(), |r| format!("{r:.2}")),
+                    masquerade_ratio(measurements, m).map_or("-".to_owned(), |r| format!("{r:.2}"))
                 ),
                 Outcome::Unavailable(reason) => writeln!(out, "{reason}"),
                 Outcome::Failed(e) => writeln!(out, "FAILED: {e}"),
@@ -276,6 +278,7 @@ fn chain_json(report: &ChainReport) -> Value {
                     "delivered_fraction": t.delivered.to_json(),
                     "busy_rounds": t.busy_rounds,
                     "ns_per_packet_vs_floor": floor_ratio(measurements, m),
+                    "mpps_vs_masquerade": masquerade_ratio(measurements, m),
                 }),
                 Outcome::Unavailable(reason) => {
                     json!({ "status": "unavailable", "reason": reason })
@@ -306,6 +309,19 @@ fn floor_ratio(all: &[Measurement], m: &Measurement) -> Option<f64> {
         .find(|f| f.router == RouterKind::Xdp && f.flows == m.flows)
         .and_then(ns)?;
     Some(ns(m)? / floor)
+}
+
+/// Median Mpps of `m` over that of nftables masquerade at the same flow count.
+fn masquerade_ratio(all: &[Measurement], m: &Measurement) -> Option<f64> {
+    let mpps = |m: &Measurement| match &m.outcome {
+        Outcome::Measured(t) => Some(t.mpps.median),
+        _ => None,
+    };
+    let masquerade = all
+        .iter()
+        .find(|f| f.router == RouterKind::Nft && f.flows == m.flows)
+        .and_then(mpps)?;
+    Some(mpps(m)? / masquerade)
 }
 
 /// "median [min..max]" with `decimals` decimals.

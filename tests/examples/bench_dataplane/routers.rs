@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{XdpMode, xdp::XdpLinkId},
+    programs::{TcAttachType, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId},
 };
 use failover_common::{bench, names, nat};
 use failover_tests::{lab::Cmd, netns};
@@ -27,6 +27,8 @@ pub enum Router {
     Nft,
     /// An XDP program attached to r0 for the round, with Linux forwarding off.
     Xdp(XdpRouter),
+    /// The NAT's TC program on r0's ingress for the round, with Linux forwarding off.
+    Tc(TcRouter),
 }
 
 /// nftables masquerade on the router's egress, as a home router would have it.
@@ -61,7 +63,27 @@ pub fn prepare(kind: RouterKind) -> Result<Prepared> {
             )?))
         }
         RouterKind::Nat => failover_nat()?,
+        RouterKind::NatTc => failover_nat_tc()?,
     })
+}
+
+/// The NAT's maps for the chain, filled inside the router namespace (where the devmap
+/// slots resolve r0 and r1).
+fn fill_nat(ebpf: &mut Ebpf, r0: u32, r1: u32) -> Result<()> {
+    dataplane::set_uplink(ebpf, 0, nat_uplink(r1))?;
+    dataplane::set_policy(ebpf, nat::Policy::single(0))?;
+    dataplane::set_lan(ebpf, nat_lan(r0))?;
+    Ok(())
+}
+
+/// (e) The same NAT on the TC path: `fo_lan_tc` on r0's ingress translates and redirects
+/// to r1 with `bpf_redirect`.
+fn failover_nat_tc() -> Result<Prepared> {
+    let (r0, r1) = (chain::ifindex(R0)?, chain::ifindex(R1)?);
+    let mut ebpf = dataplane::open(BENCH_TABLES)?;
+    dataplane::tc_program(&mut ebpf, names::PROG_LAN_TC)?;
+    netns::in_netns(ROUTER_NS, || fill_nat(&mut ebpf, r0, r1))??;
+    Ok(Prepared::Ready(Router::Tc(TcRouter { ebpf, link: None })))
 }
 
 /// (d) The failover NAT data plane: `fo_lan_ingress` on r0 translates every flow to r1's
@@ -71,11 +93,7 @@ fn failover_nat() -> Result<Prepared> {
     let (r0, r1) = (chain::ifindex(R0)?, chain::ifindex(R1)?);
     let ebpf = dataplane::open(BENCH_TABLES)?;
     let router = XdpRouter::new(ebpf, names::PROG_LAN_INGRESS, move |ebpf| {
-        // Inside the router namespace, where the devmap slots resolve r0 and r1.
-        dataplane::set_uplink(ebpf, 0, nat_uplink(r1))?;
-        dataplane::set_policy(ebpf, nat::Policy::single(0))?;
-        dataplane::set_lan(ebpf, nat_lan(r0))?;
-        Ok(())
+        fill_nat(ebpf, r0, r1)
     })?;
     Ok(Prepared::Ready(Router::Xdp(router)))
 }
@@ -133,6 +151,10 @@ impl Router {
                 chain::set_forwarding(false)?;
                 router.attach()
             }
+            Self::Tc(router) => {
+                chain::set_forwarding(false)?;
+                router.attach()
+            }
         }
     }
 
@@ -147,6 +169,10 @@ impl Router {
                 Ok(())
             }
             Self::Xdp(router) => {
+                router.detach()?;
+                chain::set_forwarding(true)
+            }
+            Self::Tc(router) => {
                 router.detach()?;
                 chain::set_forwarding(true)
             }
@@ -194,6 +220,29 @@ impl XdpRouter {
     fn detach(&mut self) -> Result<()> {
         if let Some(link) = self.link.take() {
             dataplane::xdp_program(&mut self.ebpf, self.program)?.detach(link)?;
+        }
+        Ok(())
+    }
+}
+
+/// The NAT's TC program on r0's ingress (a TCX link): attached for a round, detached after.
+pub struct TcRouter {
+    ebpf: Ebpf,
+    link: Option<SchedClassifierLinkId>,
+}
+
+impl TcRouter {
+    fn attach(&mut self) -> Result<()> {
+        let program = dataplane::tc_program(&mut self.ebpf, names::PROG_LAN_TC)?;
+        let link = netns::in_netns(ROUTER_NS, || program.attach(R0.name, TcAttachType::Ingress))?
+            .with_context(|| format!("attaching {} to r0", names::PROG_LAN_TC))?;
+        self.link = Some(link);
+        Ok(())
+    }
+
+    fn detach(&mut self) -> Result<()> {
+        if let Some(link) = self.link.take() {
+            dataplane::tc_program(&mut self.ebpf, names::PROG_LAN_TC)?.detach(link)?;
         }
         Ok(())
     }
