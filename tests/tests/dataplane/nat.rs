@@ -719,6 +719,57 @@ fn flows_the_xdp_path_cannot_carry_are_handed_to_tc() {
     });
 }
 
+/// The TC program answers a segment of a flow leaving its uplink with the same reset, sent
+/// back out of the LAN (`bpf_redirect`, `TC_ACT_REDIRECT`) after cutting the frame to it.
+#[test]
+fn the_tc_program_resets_a_leaving_flow_alike() {
+    if skip_unless_root("the_tc_program_resets_a_leaving_flow_alike") {
+        return;
+    }
+    in_scratch(|scratch| {
+        let net = Net::new(scratch);
+        let mut ebpf = fresh_dataplane();
+        net.apply(&mut ebpf);
+        let syn = Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN).build();
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_TC, &syn);
+        assert_eq!(v, tc_verdict::REDIRECT);
+        assert_eq!(&out[26..30], &FIBER_ADDR, "the connection opens on fiber");
+        Net {
+            active: LTE,
+            fiber_usable: false,
+            ..net
+        }
+        .apply(&mut ebpf);
+        let data = Frame::tcp(
+            sock(HOST),
+            sock(WEB_SERVER),
+            tcp_flags::ACK | tcp_flags::PSH,
+        )
+        .tcp_numbers(5000, 7000, 512)
+        .payload(b"0123456789")
+        .build();
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_TC, &data);
+        let expected = Frame::tcp(sock(WEB_SERVER), sock(HOST), tcp_flags::RST)
+            .tcp_numbers(7000, 0, 0)
+            .ip_id(0)
+            .macs(ROUTER_MAC, HOST_MAC)
+            .build();
+        assert_eq!(v, tc_verdict::REDIRECT, "{}", hex_dump(&out));
+        assert_eq!(
+            out,
+            expected,
+            "\n{}\nexpected\n{}",
+            hex_dump(&out),
+            hex_dump(&expected)
+        );
+        verify_checksums(&out).expect("the reset's checksums");
+        assert!(
+            dataplane::flows(&ebpf).unwrap().is_empty(),
+            "the reset flow is forgotten"
+        );
+    });
+}
+
 /// A TCP flow whose uplink fails cannot continue on another uplink: its next segment from the
 /// LAN host is answered with a RST the host accepts (sequence number = the segment's ACK), and
 /// the flow is forgotten; a SYN on the same ports opens a new flow on the active uplink. A flow
