@@ -116,22 +116,59 @@ fn flow_cache_entries() -> Result<u32, DataplaneError> {
     Ok(nat::FLOW_CACHE_SLOTS * u32::try_from(cpus).unwrap_or(1))
 }
 
+/// The program types the data plane loads without arguments.
+trait Loadable {
+    fn is_loaded(&self) -> bool;
+    fn load_it(&mut self) -> Result<(), ProgramError>;
+}
+
+impl Loadable for Xdp {
+    fn is_loaded(&self) -> bool {
+        self.fd().is_ok()
+    }
+
+    fn load_it(&mut self) -> Result<(), ProgramError> {
+        self.load()
+    }
+}
+
+impl Loadable for SchedClassifier {
+    fn is_loaded(&self) -> bool {
+        self.fd().is_ok()
+    }
+
+    fn load_it(&mut self) -> Result<(), ProgramError> {
+        self.load()
+    }
+}
+
+/// Program `name` of type `P`, loaded into the kernel (verified) if it was not yet.
+fn loaded<'a, P: Loadable>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut P, DataplaneError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let program: &mut P = ebpf
+        .program_mut(name)
+        .ok_or(DataplaneError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| DataplaneError::Program { name, source })?;
+    if !program.is_loaded() {
+        program
+            .load_it()
+            .map_err(|source| DataplaneError::Program { name, source })?;
+    }
+    Ok(program)
+}
+
 /// The XDP program `name`, loaded into the kernel (verified) if it was not yet.
 pub fn xdp_program<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut Xdp, DataplaneError> {
-    let program: &mut Xdp = ebpf
-        .program_mut(name)
-        .ok_or(DataplaneError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| DataplaneError::Program { name, source })?;
-    if program.fd().is_err() {
-        program
-            .load()
-            .map_err(|source| DataplaneError::Program { name, source })?;
-    }
-    Ok(program)
+    loaded(ebpf, name)
 }
 
 /// The TC program `name`, loaded into the kernel (verified) if it was not yet.
@@ -139,17 +176,7 @@ pub fn tc_program<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut SchedClassifier, DataplaneError> {
-    let program: &mut SchedClassifier = ebpf
-        .program_mut(name)
-        .ok_or(DataplaneError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| DataplaneError::Program { name, source })?;
-    if program.fd().is_err() {
-        program
-            .load()
-            .map_err(|source| DataplaneError::Program { name, source })?;
-    }
-    Ok(program)
+    loaded(ebpf, name)
 }
 
 /// Loads and attaches the two tracepoint programs that count, per uplink, the redirects the

@@ -729,45 +729,57 @@ fn the_tc_program_resets_a_leaving_flow_alike() {
     in_scratch(|scratch| {
         let net = Net::new(scratch);
         let mut ebpf = fresh_dataplane();
-        net.apply(&mut ebpf);
-        let syn = Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN).build();
-        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_TC, &syn);
-        assert_eq!(v, tc_verdict::REDIRECT);
-        assert_eq!(&out[26..30], &FIBER_ADDR, "the connection opens on fiber");
-        Net {
-            active: LTE,
-            fiber_usable: false,
-            ..net
-        }
-        .apply(&mut ebpf);
-        let data = Frame::tcp(
-            sock(HOST),
-            sock(WEB_SERVER),
-            tcp_flags::ACK | tcp_flags::PSH,
-        )
-        .tcp_numbers(5000, 7000, 512)
-        .payload(b"0123456789")
-        .build();
-        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_TC, &data);
-        let expected = Frame::tcp(sock(WEB_SERVER), sock(HOST), tcp_flags::RST)
-            .tcp_numbers(7000, 0, 0)
-            .ip_id(0)
-            .macs(ROUTER_MAC, HOST_MAC)
-            .build();
-        assert_eq!(v, tc_verdict::REDIRECT, "{}", hex_dump(&out));
-        assert_eq!(
-            out,
-            expected,
-            "\n{}\nexpected\n{}",
-            hex_dump(&out),
-            hex_dump(&expected)
-        );
-        verify_checksums(&out).expect("the reset's checksums");
-        assert!(
-            dataplane::flows(&ebpf).unwrap().is_empty(),
-            "the reset flow is forgotten"
-        );
+        resets_a_flow_leaving_fiber(&mut ebpf, net, names::PROG_LAN_TC, tc_verdict::REDIRECT);
     });
+}
+
+/// Opens a TCP flow on fiber through `program`, takes fiber out, and checks that the flow's
+/// next segment is answered with the RST the host accepts (verdict `sent_back`) and the flow
+/// forgotten. Returns the SYN that opened it.
+fn resets_a_flow_leaving_fiber(
+    ebpf: &mut Ebpf,
+    net: Net,
+    program: &'static str,
+    sent_back: u32,
+) -> Vec<u8> {
+    net.apply(ebpf);
+    let syn = Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN).build();
+    let (_, out) = run_once(ebpf, program, &syn);
+    assert_eq!(&out[26..30], &FIBER_ADDR, "the connection opens on fiber");
+    Net {
+        active: LTE,
+        fiber_usable: false,
+        ..net
+    }
+    .apply(ebpf);
+    let data = Frame::tcp(
+        sock(HOST),
+        sock(WEB_SERVER),
+        tcp_flags::ACK | tcp_flags::PSH,
+    )
+    .tcp_numbers(5000, 7000, 512)
+    .payload(b"0123456789")
+    .build();
+    let (v, out) = run_once(ebpf, program, &data);
+    let expected = Frame::tcp(sock(WEB_SERVER), sock(HOST), tcp_flags::RST)
+        .tcp_numbers(7000, 0, 0)
+        .ip_id(0)
+        .macs(ROUTER_MAC, HOST_MAC)
+        .build();
+    assert_eq!(v, sent_back, "{}", hex_dump(&out));
+    assert_eq!(
+        out,
+        expected,
+        "\n{}\nexpected\n{}",
+        hex_dump(&out),
+        hex_dump(&expected)
+    );
+    verify_checksums(&out).expect("the reset's checksums");
+    assert!(
+        dataplane::flows(ebpf).unwrap().is_empty(),
+        "the reset flow is forgotten"
+    );
+    syn
 }
 
 /// A TCP flow whose uplink fails cannot continue on another uplink: its next segment from the
@@ -782,43 +794,7 @@ fn tcp_flows_leaving_their_uplink_are_reset() {
     in_scratch(|scratch| {
         let net = Net::new(scratch);
         let mut ebpf = fresh_dataplane();
-        net.apply(&mut ebpf);
-        let syn = Frame::tcp(sock(HOST), sock(WEB_SERVER), tcp_flags::SYN).build();
-        let (_, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &syn);
-        assert_eq!(&out[26..30], &FIBER_ADDR, "the connection opens on fiber");
-        Net {
-            active: LTE,
-            fiber_usable: false,
-            ..net
-        }
-        .apply(&mut ebpf);
-        let data = Frame::tcp(
-            sock(HOST),
-            sock(WEB_SERVER),
-            tcp_flags::ACK | tcp_flags::PSH,
-        )
-        .tcp_numbers(5000, 7000, 512)
-        .payload(b"0123456789")
-        .build();
-        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &data);
-        let expected = Frame::tcp(sock(WEB_SERVER), sock(HOST), tcp_flags::RST)
-            .tcp_numbers(7000, 0, 0)
-            .ip_id(0)
-            .macs(ROUTER_MAC, HOST_MAC)
-            .build();
-        assert_eq!(v, verdict::TX, "{}", hex_dump(&out));
-        assert_eq!(
-            out,
-            expected,
-            "\n{}\nexpected\n{}",
-            hex_dump(&out),
-            hex_dump(&expected)
-        );
-        verify_checksums(&out).expect("the reset's checksums");
-        assert!(
-            dataplane::flows(&ebpf).unwrap().is_empty(),
-            "the reset flow is forgotten"
-        );
+        let syn = resets_a_flow_leaving_fiber(&mut ebpf, net, names::PROG_LAN_INGRESS, verdict::TX);
         let (_, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &syn);
         assert_eq!(
             &out[26..30],
