@@ -177,7 +177,7 @@ fn watchdog(text: &mut Exposition, snapshot: &Snapshot) {
     let mut family = text.family(
         "failover_interface_datapath",
         Type::Gauge,
-        "1 for the data path the interface can take (xdp, tc); this version attaches XDP.",
+        "1 for the data path the interface's flows take (xdp, tc).",
     );
     for (interface, path) in &snapshot.datapaths {
         family.sample(&[("interface", interface), ("path", path)], 1);
