@@ -11,6 +11,8 @@ pub const PROG_UPLINK_INGRESS: &str = "fo_wan_ingress";
 pub const PROG_LAN_TC: &str = "fo_lan_tc";
 pub const PROG_UPLINK_TC: &str = "fo_wan_tc";
 pub const PROG_UPLINK_TC_L3: &str = "fo_wan_tc_l3";
+/// Every TC program (the loader attaches them as TC, the rest as XDP or tracepoints).
+pub const TC_PROGRAMS: [&str; 3] = [PROG_LAN_TC, PROG_UPLINK_TC, PROG_UPLINK_TC_L3];
 /// Reference program: swap MACs and send the frame back out (`XDP_TX`). The floor any XDP
 /// forwarder is measured against, and the first program whose output bytes are tested.
 pub const PROG_MAC_SWAP: &str = "fo_mac_swap";

@@ -9,7 +9,7 @@ use failover_common::{
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
-use crate::cursor::{Frame, bytes_from, ptr_at};
+use crate::cursor::{Frame, OutOfBounds, bytes_from, ptr_at};
 
 /// An IPv4 frame the NAT may translate. Pointers are bounds-checked.
 pub struct Ipv4Frame {
@@ -77,6 +77,15 @@ pub fn decrement_ttl(ip: &mut Ipv4Hdr) {
     ip.ttl -= 1;
     ip.check =
         checksum::replace_u16(word(ip.check), word(old), word([ip.ttl, ip.proto])).to_ne_bytes();
+}
+
+/// Writes the frame's Ethernet source and destination MACs (`set_macs`).
+#[inline(always)]
+pub fn write_macs<F: Frame>(frame: &F, src: [u8; 6], dst: [u8; 6]) -> Result<(), OutOfBounds> {
+    let eth = ptr_at::<EthHdr, F>(frame, 0)?;
+    // SAFETY: bounds-checked by ptr_at.
+    set_macs(unsafe { &mut *eth }, src, dst);
+    Ok(())
 }
 
 /// Writes both MAC addresses as 4- and 2-byte stores. A plain array assignment compiles to

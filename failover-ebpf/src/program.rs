@@ -10,12 +10,11 @@ use failover_common::{
     nat::{LAN_SLOT, Lan, Uplink, path},
     verdict::Reason,
 };
-use network_types::eth::EthHdr;
 
 use crate::{
-    cursor::{Frame, ptr_at},
+    cursor::Frame,
     maps,
-    packet::{set_macs, word},
+    packet::{word, write_macs},
 };
 
 /// A program type the translation runs in.
@@ -101,17 +100,13 @@ impl Program for XdpContext {
 
     #[inline(always)]
     fn to_uplink(&self, slot: u32, uplink: &Uplink) -> Result<u32, ()> {
-        let eth = ptr_at::<EthHdr, _>(self, 0).map_err(|_| ())?;
-        // SAFETY: bounds-checked by ptr_at.
-        set_macs(unsafe { &mut *eth }, uplink.mac, uplink.gateway_mac);
+        write_macs(self, uplink.mac, uplink.gateway_mac).map_err(|_| ())?;
         maps::DEVICES.redirect(slot, 0).map_err(|_| ())
     }
 
     #[inline(always)]
     fn to_lan(&self, _: &Lan, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Result<u32, ()> {
-        let eth = ptr_at::<EthHdr, _>(self, 0).map_err(|_| ())?;
-        // SAFETY: bounds-checked by ptr_at.
-        set_macs(unsafe { &mut *eth }, src_mac, dst_mac);
+        write_macs(self, src_mac, dst_mac).map_err(|_| ())?;
         maps::DEVICES.redirect(LAN_SLOT, 0).map_err(|_| ())
     }
 

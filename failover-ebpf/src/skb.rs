@@ -26,7 +26,7 @@ use network_types::eth::EthHdr;
 use crate::{
     cursor::{Frame, ptr_at},
     flows, maps,
-    packet::set_macs,
+    packet::write_macs,
     program::Program,
 };
 
@@ -239,9 +239,7 @@ impl<const L2: usize> Program for Skb<L2> {
     fn to_uplink(&self, _: u32, uplink: &Uplink) -> Result<u32, ()> {
         // The kernel drops the MAC header itself when the uplink has none.
         if uplink.path & path::L3 == 0 {
-            let eth = ptr_at::<EthHdr, _>(self, 0).map_err(|_| ())?;
-            // SAFETY: bounds-checked by ptr_at.
-            set_macs(unsafe { &mut *eth }, uplink.mac, uplink.gateway_mac);
+            write_macs(self, uplink.mac, uplink.gateway_mac).map_err(|_| ())?;
         }
         self.leave_through(uplink.ifindex)
     }
@@ -269,9 +267,7 @@ impl<const L2: usize> Program for Skb<L2> {
             let action = unsafe { bpf_redirect(lan.ifindex, 0) };
             return u32::try_from(action).map_err(|_| ());
         }
-        let eth = ptr_at::<EthHdr, _>(self, 0).map_err(|_| ())?;
-        // SAFETY: bounds-checked by ptr_at.
-        set_macs(unsafe { &mut *eth }, src_mac, dst_mac);
+        write_macs(self, src_mac, dst_mac).map_err(|_| ())?;
         self.leave_through(lan.ifindex)
     }
 

@@ -55,6 +55,34 @@ impl Planned {
     pub fn flags(&self, choice: Option<&Choice>) -> u8 {
         datapath::flags(choice, self.link_type, self.xdp)
     }
+
+    /// The flags for the path decided at start.
+    #[must_use]
+    pub fn planned_flags(&self) -> u8 {
+        self.flags(Some(&self.choice))
+    }
+}
+
+/// What the start decided for the LAN and for each uplink (in the order of the spec).
+#[derive(Clone, Debug)]
+pub struct Plans {
+    pub lan: Planned,
+    pub uplinks: Vec<Planned>,
+}
+
+impl Plans {
+    /// Every (program, interface), as the pins name them.
+    #[must_use]
+    pub fn wanted(&self) -> Vec<(&'static str, String)> {
+        std::iter::once(&self.lan)
+            .chain(&self.uplinks)
+            .flat_map(|p| {
+                p.programs()
+                    .into_iter()
+                    .map(|prog| (prog, p.interface.clone()))
+            })
+            .collect()
+    }
 }
 
 /// The programs for an interface of `role` and link type.
@@ -104,32 +132,10 @@ pub fn plan(
     })
 }
 
-/// Every (program, interface) of `plans`, as the pins name them.
-#[must_use]
-pub fn wanted(plans: &[Planned]) -> Vec<(&'static str, String)> {
-    plans
-        .iter()
-        .flat_map(|p| {
-            p.programs()
-                .into_iter()
-                .map(|prog| (prog, p.interface.clone()))
-        })
-        .collect()
-}
-
 /// An attachment held by an unpinned data plane.
 pub enum Attached {
     Xdp(XdpLinkId),
     Tc(SchedClassifierLinkId),
-}
-
-fn is_tc(program: &str) -> bool {
-    [
-        names::PROG_LAN_TC,
-        names::PROG_UPLINK_TC,
-        names::PROG_UPLINK_TC_L3,
-    ]
-    .contains(&program)
 }
 
 /// Attaches each (program, interface); with `pins`, pins each link (so the program stays
@@ -161,7 +167,7 @@ fn attach(
     interface: &str,
     mode: XdpMode,
 ) -> Result<Attached, LoaderError> {
-    if is_tc(program) {
+    if names::TC_PROGRAMS.contains(&program) {
         let id = dataplane::tc_program(ebpf, program)?
             .attach(interface, TcAttachType::Ingress)
             .map_err(|source| attach_failed(program, interface, source, TC_HINT))?;

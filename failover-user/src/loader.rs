@@ -12,7 +12,7 @@ use failover_common::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    attachments::{self, Attached, Planned, Role},
+    attachments::{self, Attached, Plans, Role},
     datapath::Mode,
     dataplane::{self, DataplaneError, TableSizes},
     kernel_guard::{self, GuardCounter, GuardSpec, KernelGuard, Ruleset},
@@ -196,8 +196,8 @@ pub struct Running {
     /// The leak guard: removed with an unpinned data plane when this is dropped, kept with a
     /// pinned one until it is detached.
     guard: Option<KernelGuard>,
-    /// What went on each interface: the LAN, then the uplinks in the order of the spec.
-    pub plans: Vec<Planned>,
+    /// What went on each interface.
+    pub plans: Plans,
     /// Attachments of an unpinned data plane (they end with `ebpf`).
     _links: Vec<Attached>,
 }
@@ -327,16 +327,19 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
         .ipv4(lan_link.index)
         .await?
         .ok_or_else(|| LoaderError::NoAddress(spec.lan.clone()))?;
-    let mut plans = vec![attachments::plan(
-        &spec.lan,
-        lan_link.index,
-        Role::Lan,
-        spec.lan_datapath,
-        spec.skb_mode,
-    )?];
+    let mut plans = Plans {
+        lan: attachments::plan(
+            &spec.lan,
+            lan_link.index,
+            Role::Lan,
+            spec.lan_datapath,
+            spec.skb_mode,
+        )?,
+        uplinks: Vec::new(),
+    };
     for uplink in &spec.uplinks {
         let link = netlink.link(&uplink.interface).await?;
-        plans.push(attachments::plan(
+        plans.uplinks.push(attachments::plan(
             &uplink.interface,
             link.index,
             Role::Uplink,
@@ -348,7 +351,7 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
         ifindex: lan_link.index,
         net: lan_addr.octets(),
         prefix_len,
-        path: plans[0].flags(Some(&plans[0].choice)),
+        path: plans.lan.planned_flags(),
         _pad: [0; 2],
     };
     prepare_kernel(&spec.uplinks)?;
@@ -360,7 +363,7 @@ pub async fn start(spec: &LoaderSpec) -> Result<Running, LoaderError> {
     })
     .map_err(guard_error("installing"))?;
     let pins = spec.pins.as_deref().map(Pins::new);
-    let wanted = attachments::wanted(&plans);
+    let wanted = plans.wanted();
     let adopted = match adopt_or_prepare(pins.as_ref(), &wanted) {
         Ok(adopted) => adopted,
         Err(e) => {
@@ -414,7 +417,7 @@ async fn load(
     spec: &LoaderSpec,
     netlink: &Netlink,
     target: Target,
-    plans: Vec<Planned>,
+    plans: Plans,
     wanted: &[(&'static str, String)],
 ) -> Result<Running, LoaderError> {
     let Target {
@@ -448,8 +451,7 @@ async fn load(
             Err(problem) => warn!(uplink = %spec_uplink.name, %problem, "uplink not usable yet"),
         }
         let mut entry = uplink;
-        let plan = &plans[slot as usize + 1];
-        entry.path = plan.flags(Some(&plan.choice));
+        entry.path = plans.uplinks[slot as usize].planned_flags();
         if adopted {
             // The running data plane's verdict on the uplink stands until the controller's
             // probes have a verdict of their own.

@@ -52,12 +52,12 @@ pub(super) fn choose_all(
     running: &crate::loader::Running,
     uplinks: &mut [super::Managed],
 ) -> Choice {
-    for (managed, plan) in uplinks.iter_mut().zip(&running.plans[1..]) {
+    for (managed, plan) in uplinks.iter_mut().zip(&running.plans.uplinks) {
         log_choice(&plan.interface, &plan.choice);
         managed.datapath = Some(plan.choice.clone());
-        managed.path_flags = plan.flags(Some(&plan.choice));
+        managed.path_flags = plan.planned_flags();
     }
-    let lan = &running.plans[0];
+    let lan = &running.plans.lan;
     log_choice(&lan.interface, &lan.choice);
     lan.choice.clone()
 }
@@ -66,7 +66,7 @@ impl Daemon {
     /// Re-reads uplink `index`'s data path (after a link change, and every watchdog check)
     /// and tells the data plane when its flags change.
     pub(super) fn rechoose_datapath(&mut self, index: usize) {
-        let plan = &self.running.plans[index + 1];
+        let plan = &self.running.plans.uplinks[index];
         let managed = &self.uplinks[index];
         let choice = rechoose(
             plan,
@@ -89,7 +89,7 @@ impl Daemon {
 
     /// The same for the LAN.
     pub(super) fn rechoose_lan_datapath(&mut self) {
-        let plan = &self.running.plans[0];
+        let plan = &self.running.plans.lan;
         let choice = rechoose(
             plan,
             self.running.lan().ifindex,

@@ -84,12 +84,7 @@ pub fn tc_twin(xdp: &str) -> Option<&'static str> {
 /// Whether `program` is one of the TC programs.
 #[must_use]
 pub fn is_tc(program: &str) -> bool {
-    [
-        names::PROG_LAN_TC,
-        names::PROG_UPLINK_TC,
-        names::PROG_UPLINK_TC_L3,
-    ]
-    .contains(&program)
+    names::TC_PROGRAMS.contains(&program)
 }
 
 /// Whether the kernel builds an skb from `frame` for `BPF_PROG_TEST_RUN`: it needs a whole
