@@ -510,7 +510,7 @@ async fn load(
 }
 
 /// Describes an uplink for the data plane from what the kernel knows now: its address,
-/// MACs and whether it can carry traffic (carrier and a resolved gateway). With no address
+/// MACs and whether it can carry traffic (carrier and, on Ethernet, a resolved gateway). With no address
 /// or no gateway yet (a 4G modem still dialling), the uplink is described unusable, with the
 /// reason, rather than failing: the controller describes it again when the kernel reports a
 /// change.
@@ -540,10 +540,18 @@ pub async fn describe_uplink(
         Err(e) => return Ok((uplink, Err(e))),
     };
     uplink.addr = path.source.octets();
+    // A headerless link's packets carry no MACs: carrier and address make it usable.
+    let gateway = match path.gateway {
+        Some(gateway) if link.ethernet => gateway,
+        _ => {
+            uplink.usable = u8::from(link.carrier);
+            return Ok((uplink, Ok(path)));
+        }
+    };
     let gateway_mac =
-        resolve_neighbour(netlink, &spec.interface, link.index, path.gateway, patience).await?;
+        resolve_neighbour(netlink, &spec.interface, link.index, gateway, patience).await?;
     if gateway_mac.is_none() && !patience.is_zero() {
-        warn!(uplink = %spec.name, gateway = %path.gateway, "gateway MAC not resolved: the uplink is not usable until it is");
+        warn!(uplink = %spec.name, %gateway, "gateway MAC not resolved: the uplink is not usable until it is");
     }
     uplink.gateway_mac = gateway_mac.unwrap_or_default();
     uplink.usable = u8::from(link.carrier && gateway_mac.is_some());

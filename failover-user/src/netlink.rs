@@ -7,9 +7,9 @@ use std::net::Ipv4Addr;
 use futures_util::stream::TryStreamExt as _;
 use netlink_packet_route::{
     address::AddressAttribute,
-    link::LinkAttribute,
+    link::{LinkAttribute, LinkLayerType},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState},
-    route::{RouteAddress, RouteAttribute, RouteMessage},
+    route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope},
     rule::{RuleAction, RuleAttribute},
 };
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
@@ -32,6 +32,9 @@ pub struct Link {
     pub mac: [u8; 6],
     /// The interface is administratively up and has a carrier.
     pub carrier: bool,
+    /// Its frames carry an Ethernet header (`ARPHRD_ETHER`); tun, `WireGuard`, ppp and raw-IP
+    /// modems carry bare IP and have neither MACs nor ARP.
+    pub ethernet: bool,
 }
 
 /// A netlink connection, driven by a task on the current tokio runtime.
@@ -67,6 +70,7 @@ impl Netlink {
             index: message.header.index,
             mac: [0; 6],
             carrier: false,
+            ethernet: message.header.link_layer_type == LinkLayerType::Ether,
         };
         for attribute in message.attributes {
             match attribute {
@@ -163,21 +167,25 @@ impl Netlink {
         Ok(None)
     }
 
-    /// Sets the default route of routing table `table`: via `gateway` out of interface
-    /// `oif`, with `source` as the preferred source of the router's own packets.
+    /// Sets the default route of routing table `table`: via `gateway` (or, on a
+    /// point-to-point link without one, straight) out of interface `oif`, with `source` as
+    /// the preferred source of the router's own packets.
     pub async fn replace_default_route(
         &self,
         table: u32,
         oif: u32,
-        gateway: Ipv4Addr,
+        gateway: Option<Ipv4Addr>,
         source: Ipv4Addr,
     ) -> Result<(), NetlinkError> {
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        let builder = RouteMessageBuilder::<Ipv4Addr>::new()
             .table_id(table)
             .output_interface(oif)
-            .gateway(gateway)
-            .pref_source(source)
-            .build();
+            .pref_source(source);
+        let route = match gateway {
+            Some(gateway) => builder.gateway(gateway),
+            None => builder.scope(RouteScope::Link),
+        }
+        .build();
         self.handle.route().add(route).replace().execute().await?;
         Ok(())
     }

@@ -275,7 +275,7 @@ fn standby_uplink_is_probed_through_its_own_table() {
 
         // A new gateway replaces the route; going back restores it.
         let moved = ProbePath {
-            gateway: "100.64.0.9".parse().unwrap(),
+            gateway: Some("100.64.0.9".parse().unwrap()),
             ..path.clone()
         };
         routes.update(&netlink, &moved).await.expect("updating");

@@ -37,7 +37,7 @@ use crate::{
     netlink::{Change, Netlink},
     override_store::{self, Loaded, OverrideStore, SavedOverride},
     policy::{Decision, Policy},
-    probe::{ProbeKind, ProbePath, routing::UplinkRoutes},
+    probe::{PathError, ProbeKind, ProbePath, routing::UplinkRoutes},
 };
 
 use self::probing::UplinkProbeControl;
@@ -407,8 +407,13 @@ impl Daemon {
             if let Some(path) = &uplink.path {
                 event = event
                     .with_evidence("address", path.source.to_string())
-                    .with_evidence("gateway", path.gateway.to_string())
-                    .with_evidence("mac", loader::format_mac(path.mac));
+                    .with_evidence(
+                        "gateway",
+                        path.gateway.map_or("none".to_owned(), |g| g.to_string()),
+                    );
+                if path.ethernet {
+                    event = event.with_evidence("mac", loader::format_mac(path.mac));
+                }
             }
             if uplink.described.gateway_mac != [0; 6] {
                 event = event.with_evidence(
@@ -516,8 +521,10 @@ impl Daemon {
         let changed = described != managed.described;
         managed.described = described;
         managed.problem = problem;
-        self.health
-            .gateway_mac_known(index, described.gateway_mac != [0; 6]);
+        if !headerless(&path) {
+            self.health
+                .gateway_mac_known(index, described.gateway_mac != [0; 6]);
+        }
         set_path(&self.netlink, managed, path.ok()).await;
         self.rechoose_datapath(index);
         if changed {
@@ -697,11 +704,18 @@ fn start_view(
 ) -> (Uplink, bool) {
     let (described, usable) = (running.described[index], running.usable[index]);
     health.carrier(index, carrier, start);
-    health.gateway_mac_known(index, described.gateway_mac != [0; 6]);
+    if !headerless(&running.paths[index]) {
+        health.gateway_mac_known(index, described.gateway_mac != [0; 6]);
+    }
     if running.adopted && !usable {
         health.seed_down(index, "not usable in the adopted data plane", start);
     }
     (described, usable)
+}
+
+/// Whether the uplink is known to carry bare IP, where a gateway MAC means nothing.
+fn headerless(path: &Result<ProbePath, PathError>) -> bool {
+    path.as_ref().is_ok_and(|p| !p.ethernet)
 }
 
 /// What the loader needs of each uplink.

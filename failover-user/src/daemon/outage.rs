@@ -65,7 +65,7 @@ pub(super) fn report(daemon: &Daemon, name: &str, now: Instant) -> Result<Outage
             gateway: managed
                 .path
                 .as_ref()
-                .map(|p| p.gateway)
+                .and_then(|p| p.gateway)
                 .or(managed.spec.gateway),
             mac: known_mac(managed.described.mac),
             gateway_mac: known_mac(managed.described.gateway_mac),

@@ -77,6 +77,10 @@ async fn prober(
             next = now; // never catch up in a burst after a stall
         }
         let current = path.borrow().clone();
+        // A gateway probe on a link without one (a tunnel) is not sent: no sample, no loss.
+        if current.as_ref().is_some_and(|p| !kind.applies_to(p)) {
+            continue;
+        }
         let (kind, config, sink) = (kind.clone(), config.clone(), samples.clone());
         // Each probe runs on its own, so a probe waiting for its timeout never delays the next.
         tokio::spawn(async move {

@@ -39,7 +39,11 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
                 carrier: status.carrier,
                 address: (managed.described.addr != [0; 4])
                     .then(|| Ipv4Addr::from(managed.described.addr).to_string()),
-                gateway: managed.path.as_ref().map(|p| p.gateway.to_string()),
+                gateway: managed
+                    .path
+                    .as_ref()
+                    .and_then(|p| p.gateway)
+                    .map(|g| g.to_string()),
                 gateway_mac: (managed.described.gateway_mac != [0; 6])
                     .then(|| loader::format_mac(managed.described.gateway_mac)),
                 rtt_ms: status.stats.median_rtt.map(ms),

@@ -63,8 +63,11 @@ pub fn parse_reply(frame: &[u8]) -> Option<([u8; 6], Ipv4Addr)> {
 
 /// Asks for the gateway's MAC on `path`'s interface and waits for the gateway's answer.
 pub async fn probe(path: &ProbePath, timeout: Duration) -> Result<Duration, ProbeError> {
+    let Some(gateway) = path.gateway.filter(|_| path.ethernet) else {
+        return Err(ProbeError::NoGateway);
+    };
     let socket = register(packet_socket(path.ifindex)?)?;
-    let frame = request(path.mac, path.source, path.gateway);
+    let frame = request(path.mac, path.source, gateway);
     within(timeout, async {
         let start = Instant::now();
         socket
@@ -78,7 +81,7 @@ pub async fn probe(path: &ProbePath, timeout: Duration) -> Result<Duration, Prob
                     (&*s).read(&mut buf)
                 })
                 .await?;
-            if parse_reply(&buf[..len]).is_some_and(|(_, ip)| ip == path.gateway) {
+            if parse_reply(&buf[..len]).is_some_and(|(_, ip)| ip == gateway) {
                 return Ok(start.elapsed());
             }
         }

@@ -38,16 +38,19 @@ pub struct ProbePath {
     pub ifindex: u32,
     /// The uplink's own IPv4 address: the source of every probe.
     pub source: Ipv4Addr,
-    /// The interface's MAC (the sender of ARP requests).
+    /// The interface's MAC (the sender of ARP requests); zero on a headerless link.
     pub mac: [u8; 6],
-    /// The ISP gateway.
-    pub gateway: Ipv4Addr,
+    /// The ISP gateway. A headerless link (tun, `WireGuard`, ppp, a raw-IP modem) may have
+    /// none: its packets need no next hop's MAC, and only far targets are probed on it.
+    pub gateway: Option<Ipv4Addr>,
+    /// The link carries Ethernet frames (ARP and MACs apply).
+    pub ethernet: bool,
 }
 
 impl ProbePath {
     /// Reads the path of uplink `uplink` on `interface` from the kernel: index, MAC, first
     /// IPv4 address and, unless `gateway` is given (the config's), the gateway of a route
-    /// through the interface.
+    /// through the interface, which an Ethernet uplink must have.
     pub async fn discover(
         netlink: &Netlink,
         uplink: &str,
@@ -60,12 +63,12 @@ impl ProbePath {
             .await?
             .ok_or_else(|| PathError::NoAddress(interface.to_owned()))?;
         let gateway = match gateway {
-            Some(gateway) => gateway,
-            None => netlink
-                .gateway_on(link.index)
-                .await?
-                .ok_or_else(|| PathError::NoGateway(interface.to_owned()))?,
+            Some(gateway) => Some(gateway),
+            None => netlink.gateway_on(link.index).await?,
         };
+        if gateway.is_none() && link.ethernet {
+            return Err(PathError::NoGateway(interface.to_owned()));
+        }
         Ok(Self {
             uplink: uplink.to_owned(),
             interface: interface.to_owned(),
@@ -73,6 +76,7 @@ impl ProbePath {
             source,
             mac: link.mac,
             gateway,
+            ethernet: link.ethernet,
         })
     }
 }
@@ -100,6 +104,17 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
+    /// Whether this probe means anything on `path`: ARP needs an Ethernet link and a
+    /// gateway, the gateway's echo a gateway. Far targets apply everywhere.
+    #[must_use]
+    pub fn applies_to(&self, path: &ProbePath) -> bool {
+        match self {
+            Self::GatewayArp => path.ethernet && path.gateway.is_some(),
+            Self::GatewayIcmp => path.gateway.is_some(),
+            Self::Far(_) => true,
+        }
+    }
+
     /// The kind alone, as a metrics label: `gateway_arp`, `gateway_icmp`, or the far target's
     /// kind (`icmp`, `tcp`, `dns`, `http`).
     #[must_use]
@@ -135,6 +150,8 @@ pub enum ProbeError {
     WrongPath { expected: PathEnd, got: PathEnd },
     #[error("connection refused")]
     Refused,
+    #[error("the uplink has no gateway to probe")]
+    NoGateway,
     #[error("unreachable: {0}")]
     Unreachable(io::Error),
     #[error("malformed answer: {0}")]
@@ -186,7 +203,10 @@ pub async fn run_probe(
     let timeout = cfg.timeout;
     match probe {
         ProbeKind::GatewayArp => arp::probe(path, timeout).await,
-        ProbeKind::GatewayIcmp => icmp::probe(path, path.gateway, timeout).await,
+        ProbeKind::GatewayIcmp => match path.gateway {
+            Some(gateway) => icmp::probe(path, gateway, timeout).await,
+            None => Err(ProbeError::NoGateway),
+        },
         ProbeKind::Far(Target::Icmp(ip)) => icmp::probe(path, *ip, timeout).await,
         ProbeKind::Far(Target::Tcp(addr)) => tcp::probe(path, *addr, timeout).await,
         ProbeKind::Far(Target::Dns(ip)) => dns::probe(path, *ip, &cfg.dns_name, timeout).await,

@@ -1,6 +1,6 @@
 //! Per-uplink policy routing, so a probe bound to a standby uplink reaches beyond its gateway
 //! whatever the main table prefers: uplink slot `i` gets table `1000 + i` holding only
-//! `default via GATEWAY dev IF`, and the rule `from SOURCE lookup 1000 + i` at priority
+//! `default via GATEWAY dev IF` (`default dev IF` on a link without a gateway), and the rule `from SOURCE lookup 1000 + i` at priority
 //! `1000 + i` (before the main table's 32766).
 //!
 //! Without them a socket bound to a device whose default route is missing from the main
@@ -22,7 +22,7 @@ pub const PRIORITY_BASE: u32 = 1000;
 struct Installed {
     ifindex: u32,
     source: Ipv4Addr,
-    gateway: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
 }
 
 /// The routing table and rule of one uplink slot.

@@ -60,7 +60,8 @@ mod tests {
             ifindex: 4,
             source: Ipv4Addr::new(100, 64, 0, 2),
             mac: [2, 0, 0, 0, 0, 2],
-            gateway: Ipv4Addr::new(100, 64, 0, 1),
+            gateway: Some(Ipv4Addr::new(100, 64, 0, 1)),
+            ethernet: true,
         };
         assert!(check_source(&path, Ipv4Addr::new(100, 64, 0, 2).into()).is_ok());
         let other = IpAddr::from(Ipv4Addr::new(192, 0, 2, 2));
