@@ -34,6 +34,8 @@ pub struct DaemonGuard {
     dir: PathBuf,
     bin: PathBuf,
     child: Option<Child>,
+    /// The managed router interfaces, in the config's order.
+    uplinks: Vec<String>,
 }
 
 impl DaemonGuard {
@@ -45,14 +47,21 @@ impl DaemonGuard {
 
     /// Like [`Self::start`], with `extra` (whole TOML tables) appended to the config.
     pub fn start_with(extra: &str) -> Result<Self> {
+        Self::start_with_uplinks(&Isp::ALL.map(|isp| isp.uplink().router.name), extra)
+    }
+
+    /// Like [`Self::start_with`], managing the router interfaces `uplinks` in this order of
+    /// preference (each uplink named as its interface; `lte` metered).
+    pub fn start_with_uplinks(uplinks: &[&str], extra: &str) -> Result<Self> {
         let bin = binary()?;
         let dir = fresh_dir()?;
-        let text = format!("{}{extra}", config_text(&dir));
+        let text = format!("{}{extra}", config_text(&dir, uplinks));
         fs::write(dir.join("lab.toml"), text).context("writing the lab config")?;
         let mut guard = Self {
             dir,
             bin,
             child: None,
+            uplinks: uplinks.iter().map(|&name| name.to_owned()).collect(),
         };
         // After the guard exists, so its drop unmounts whatever happens next.
         mount_bpffs(&guard.dir)?;
@@ -117,6 +126,10 @@ impl DaemonGuard {
         self.spawn()
     }
 
+    fn uplink_names(&self) -> Vec<&str> {
+        self.uplinks.iter().map(String::as_str).collect()
+    }
+
     /// The running daemon's pid.
     #[must_use]
     pub fn pid(&self) -> Option<u32> {
@@ -126,7 +139,7 @@ impl DaemonGuard {
     /// Rewrites the config with `extra` appended (as [`Self::start_with`]) and has the
     /// daemon re-read it (SIGHUP, to its own pid).
     pub fn reload_with(&self, extra: &str) -> Result<()> {
-        let text = format!("{}{extra}", config_text(&self.dir));
+        let text = format!("{}{extra}", config_text(&self.dir, &self.uplink_names()));
         fs::write(self.config_path(), text).context("rewriting the lab config")?;
         let pid = self.pid().context("no daemon process")?;
         // SAFETY: a plain signal to our own child.
@@ -274,7 +287,7 @@ impl Drop for DaemonGuard {
 
 /// Defaults everywhere except the lab's far targets (never the real internet) and paths in
 /// `dir`.
-fn config_text(dir: &Path) -> String {
+fn config_text(dir: &Path, uplinks: &[&str]) -> String {
     let targets = TARGETS.map(|t| format!("\"{t}\"")).join(", ");
     let mut text = format!(
         "lan = [\"{}\"]\nstate_dir = \"{}\"\npin_dir = \"{}\"\n",
@@ -282,9 +295,8 @@ fn config_text(dir: &Path) -> String {
         dir.join("state").display(),
         pin_dir_for(dir).display()
     );
-    for isp in Isp::ALL {
-        let name = isp.uplink().router.name;
-        let metered = if isp == Isp::Lte {
+    for &name in uplinks {
+        let metered = if name == Plan::LTE.router.name {
             "metered = true\n"
         } else {
             ""
@@ -393,7 +405,7 @@ mod tests {
 
     #[test]
     fn the_config_names_lab_targets_and_temp_paths_only() {
-        let text = config_text(Path::new("/tmp/x"));
+        let text = config_text(Path::new("/tmp/x"), &["fiber", "lte"]);
         let config = failover_user::config::parse(&text, "lab.toml").expect("valid config");
         assert_eq!(config.uplinks.len(), 2);
         for uplink in &config.uplinks {

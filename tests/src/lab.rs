@@ -14,6 +14,7 @@ mod probe;
 mod router;
 mod servers;
 mod topology;
+mod tun;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -30,6 +31,7 @@ pub use probe::{
 };
 pub use router::{default_uplink, masquerade_enabled, set_default_uplink, set_masquerade};
 pub use servers::{BLOB_LEN, BLOB_SHA256, LabProcess, blob, processes, sha256_hex};
+pub use tun::{RawIp, TunLink};
 
 use crate::netns;
 

@@ -192,16 +192,23 @@ pub fn whoami_isp(ns: &str) -> Option<Isp> {
 /// Polls `/whoami` from `ns` until new flows leave through `isp`; returns when that was first
 /// seen, or an error after `within`.
 pub fn wait_for_uplink(ns: &str, isp: Isp, within: Duration) -> Result<Instant> {
+    wait_for_source(ns, isp.uplink().router.ip(), within)
+        .with_context(|| format!("waiting for new flows through {isp}"))
+}
+
+/// Polls `/whoami` from `ns` until the server sees new flows from `source` (an uplink's
+/// address); returns when that was first seen, or an error after `within`.
+pub fn wait_for_source(ns: &str, source: Ipv4Addr, within: Duration) -> Result<Instant> {
     let deadline = Instant::now() + within;
     let mut last = None;
     loop {
-        last = whoami_isp(ns).or(last);
-        if last == Some(isp) {
+        last = whoami(ns).ok().or(last);
+        if last == Some(source) {
             return Ok(Instant::now());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "new flows from {ns} did not leave through {isp} within {within:?} (last seen: {last:?})"
+            "new flows from {ns} did not come from {source} within {within:?} (last seen: {last:?})"
         );
         thread::sleep(Duration::from_millis(200));
     }

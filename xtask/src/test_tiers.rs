@@ -41,6 +41,8 @@ const E2E_ARGS: &[&str] = &[
     "e2e_limits",
     "--test",
     "e2e_operator",
+    "--test",
+    "e2e_uplinks",
     "--",
     "--test-threads=1",
 ];

@@ -1,0 +1,180 @@
+//! The uplinks real users plug in besides Ethernet: failover from fiber to a raw-IP uplink
+//! (`wwan0`, a tun device without an Ethernet header, as a QMI or PCIe LTE modem gives). The
+//! flows move to it through the TC path, and everything a LAN host does works there: a
+//! download checked by its SHA-256, UDP echo, ping, traceroute; the fiber download is reset on
+//! the switch; a restart interrupts nothing. Root only; run with `--test-threads=1`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use failover_tests::{
+    daemon::DaemonGuard,
+    http::KeepAlive,
+    lab::{self, BLOB_SHA256, Fault, Isp, LabGuard, Plan, RawIp, TunLink, sha256_hex},
+    privilege::skip_unless_root,
+    stream::{self, EchoStream},
+};
+
+const HOST: &str = Plan::NS_HOST1;
+const MOVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A restart that adopts the data plane interrupts nothing; room for a slow echo.
+const MAX_RESTART_GAP: Duration = Duration::from_millis(500);
+
+/// A LAN host's ordinary traffic through the uplink whose address is `source` and whose
+/// far end (the first hop after the router) is `next_hop`.
+fn assert_everything_works_through(source: Ipv4Addr, next_hop: Ipv4Addr) {
+    assert_eq!(stream::whoami(HOST).expect("whoami"), source);
+    let blob = lab::http_get(HOST, &Plan::blob_url(), Duration::from_secs(30)).expect("download");
+    assert_eq!(
+        sha256_hex(&blob),
+        BLOB_SHA256,
+        "the download arrives intact"
+    );
+
+    let server = SocketAddr::from((Plan::SERVER, Plan::UDP_ECHO_PORT));
+    let echo = lab::udp_echo(HOST, server, b"through the uplink", Duration::from_secs(2))
+        .expect("UDP echo");
+    assert_eq!(echo, b"through the uplink");
+
+    let ping = lab::ping(HOST, Plan::SERVER, &["-c", "3", "-i", "0.2", "-W", "2"]).expect("ping");
+    assert!(ping.all_answered(), "{}", ping.output.all_output());
+
+    let trace = lab::ns_output(
+        HOST,
+        &[
+            "traceroute",
+            "-n",
+            "-q",
+            "1",
+            "-w",
+            "2",
+            "-m",
+            "6",
+            &Plan::SERVER.to_string(),
+        ],
+    )
+    .expect("running traceroute");
+    let hops: Vec<&str> = trace
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
+    let router = Plan::ROUTER_LAN.ip().to_string();
+    let (next_hop, server) = (next_hop.to_string(), Plan::SERVER.to_string());
+    assert!(
+        hops.len() >= 3
+            && hops[0] == router
+            && hops[1] == next_hop
+            && hops.last() == Some(&server.as_str()),
+        "router, {next_hop}, ..., server:\n{}",
+        trace.all_output()
+    );
+}
+
+/// fiber's gateway goes silent under a download: the download is reset, new flows and a UDP
+/// stream move to `uplink` (address `source`), where the uplink's data path is TC.
+fn assert_fails_over_from_fiber(daemon: &DaemonGuard, uplink: &str, source: Ipv4Addr) {
+    let status = daemon.status().expect("status");
+    let report = status
+        .uplinks
+        .iter()
+        .find(|u| u.name == uplink)
+        .expect("the uplink is managed");
+    assert_eq!(report.state, "up", "{report:?}");
+    let datapath = report.datapath.as_deref().unwrap_or_default();
+    assert!(
+        datapath.starts_with("tc"),
+        "{uplink} takes the TC path: {datapath}"
+    );
+
+    let mut download = KeepAlive::open(HOST).expect("a connection through fiber");
+    assert_eq!(download.whoami().expect("whoami"), Plan::FIBER.router.ip());
+    download
+        .start_slow_download(32 * 1024, 32 * 1024)
+        .expect("a slow download");
+    let mut echo = EchoStream::start(HOST).expect("UDP stream");
+    echo.wait_flowing(Duration::from_secs(5))
+        .expect("the stream flows through fiber");
+
+    let at = Instant::now();
+    lab::fault(Isp::Fiber, Fault::GatewaySilent).expect("gateway-silent");
+    let error = download
+        .read_until_error(at + Duration::from_secs(5))
+        .expect("the fiber download fails within 5 s");
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+    let moved = stream::wait_for_source(HOST, source, MOVE_TIMEOUT).expect("moved");
+    echo.wait_flowing(Duration::from_secs(5))
+        .expect("the stream flows again");
+    std::thread::sleep(Duration::from_secs(1));
+    echo.stop();
+    println!(
+        "{uplink}: new flows {} ms after the fault, stream gap {} ms",
+        (moved - at).as_millis(),
+        echo.gap_around(at).as_millis()
+    );
+    assert!(echo.gap_around(at) < Duration::from_secs(3));
+    assert_eq!(daemon.status().expect("status").active, uplink);
+}
+
+/// The data plane (not the kernel) translated the uplink's packets, and no redirect failed.
+fn assert_carried_by_the_data_plane(daemon: &DaemonGuard, uplink: &str) {
+    let status = daemon.status().expect("status");
+    let report = status
+        .uplinks
+        .iter()
+        .find(|u| u.name == uplink)
+        .expect("the uplink is managed");
+    assert!(
+        report.packets_out > 100 && report.packets_in > 100,
+        "{report:?}"
+    );
+    assert_eq!(
+        (
+            report.redirect_failed_to_uplink,
+            report.redirect_failed_to_lan
+        ),
+        (0, 0),
+        "{report:?}"
+    );
+}
+
+/// A connection and a UDP stream through the uplink at `source` live through a restart.
+fn assert_restart_is_hitless(daemon: &mut DaemonGuard, source: Ipv4Addr) {
+    let mut connection = KeepAlive::open(HOST).expect("a connection");
+    assert_eq!(connection.whoami().expect("whoami"), source);
+    let mut echo = EchoStream::start(HOST).expect("UDP stream");
+    echo.wait_flowing(Duration::from_secs(5)).expect("echoes");
+    daemon.restart().expect("restart");
+    assert_eq!(
+        connection
+            .whoami()
+            .expect("the connection works after the restart"),
+        source
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    echo.stop();
+    assert!(
+        echo.largest_gap() < MAX_RESTART_GAP,
+        "the stream stalled for {:?} across the restart",
+        echo.largest_gap()
+    );
+}
+
+#[test]
+fn fails_over_from_fiber_to_a_raw_ip_uplink() {
+    if skip_unless_root("fails_over_from_fiber_to_a_raw_ip_uplink") {
+        return;
+    }
+    let _lab = LabGuard::up().expect("building the lab");
+    let _wwan = TunLink::up().expect("the raw-IP uplink");
+    let mut daemon =
+        DaemonGuard::start_with_uplinks(&[Plan::FIBER.router.name, RawIp::ROUTER_DEV], "")
+            .expect("starting failover run");
+    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
+
+    assert_fails_over_from_fiber(&daemon, RawIp::ROUTER_DEV, RawIp::ROUTER_IP);
+    assert_everything_works_through(RawIp::ROUTER_IP, RawIp::ISP_IP);
+    assert_carried_by_the_data_plane(&daemon, RawIp::ROUTER_DEV);
+    assert_restart_is_hitless(&mut daemon, RawIp::ROUTER_IP);
+}
