@@ -1,4 +1,4 @@
-//! A raw-IP uplink, as a QMI or PCIe LTE modem gives: `wwan0` in the router is a `tun`
+//! A raw-IP uplink, as a `qmi_wwan` or PCIe LTE modem gives: `wwan0` in the router is a `tun`
 //! device (no Ethernet header, no ARP, no gateway: a device route), its far end `wwan-isp` a
 //! second `tun` device in the lte ISP's namespace, and this process copies the packets
 //! between the two. The devices live as long as the [`TunLink`] (closing a tun's descriptor
@@ -94,7 +94,7 @@ fn open_in(ns: &str, name: &'static str) -> Result<File> {
             .context("opening /dev/net/tun")?;
         let mut request = IfReq {
             name: [0; libc::IFNAMSIZ],
-            flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short,
+            flags: libc::c_short::try_from(libc::IFF_TUN | libc::IFF_NO_PI)?,
             _union_rest: [0; 22],
         };
         request.name[..name.len()].copy_from_slice(name.as_bytes());
