@@ -1,4 +1,4 @@
-//! A raw-IP uplink, as a `qmi_wwan` or PCIe LTE modem gives: `wwan0` in the router is a `tun`
+//! A raw-IP uplink, as a `qmi_wwan` or `mhi_net` LTE modem gives: `wwan0` in the router is a `tun`
 //! device (no Ethernet header, no ARP, no gateway: a device route), its far end `wwan-isp` a
 //! second `tun` device in the lte ISP's namespace, and this process copies the packets
 //! between the two. The devices live as long as the [`TunLink`] (closing a tun's descriptor
