@@ -1,5 +1,5 @@
 //! The uplinks real users plug in besides Ethernet: failover from fiber to a raw-IP uplink
-//! (`wwan0`, a tun device without an Ethernet header, as a QMI or PCIe LTE modem gives). The
+//! (`wwan0`, a tun device without an Ethernet header, as a raw-IP LTE modem gives). The
 //! flows move to it through the TC path, and everything a LAN host does works there: a
 //! download checked by its SHA-256, UDP echo, ping, traceroute; the fiber download is reset on
 //! the switch; a restart interrupts nothing. Root only; run with `--test-threads=1`.
