@@ -67,6 +67,13 @@ pub mod path {
     }
 }
 
+/// The skb mark, `TOO_BIG_MARK | slot`, of a packet the TC program passes to the kernel as
+/// [`crate::verdict::Reason::TooBig`]: the controller's rule `fwmark` sends it to the uplink's own
+/// routing table, whose route through the uplink has the MTU that the kernel's "fragmentation
+/// needed" reports. Ours ("FOM") in the high bits; the slot in the low byte.
+pub const TOO_BIG_MARK: u32 = 0x464f_4d00;
+const _: () = assert!(MAX_UPLINKS <= 0x100);
+
 /// Which uplink new flows take. One entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -61,9 +61,14 @@ pub enum Reason {
     /// Seen by an XDP program, but a flow to or from an interface that cannot take XDP
     /// frames (no `ndo_xdp_xmit`, no Ethernet header): passed untouched to the TC program.
     TcPath = 23,
+    /// Larger than the MTU of the TC-path uplink it would leave through, and not to be
+    /// fragmented: passed untranslated to the kernel with the uplink's mark
+    /// ([`crate::nat::TOO_BIG_MARK`]), which answers "fragmentation needed" (path-MTU
+    /// discovery across a tunnel) and sends nothing on.
+    TooBig = 24,
 }
 
-pub const REASON_COUNT: u32 = 24;
+pub const REASON_COUNT: u32 = 25;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -91,6 +96,7 @@ impl Reason {
         Reason::HostFlowLimit,
         Reason::HostPortLimit,
         Reason::TcPath,
+        Reason::TooBig,
     ];
 
     #[must_use]
@@ -120,6 +126,7 @@ impl Reason {
             Reason::HostFlowLimit => "host-flow-limit",
             Reason::HostPortLimit => "host-port-limit",
             Reason::TcPath => "tc-path",
+            Reason::TooBig => "too-big",
         }
     }
 }

@@ -16,6 +16,9 @@ use crate::{
     transport::{self, icmp_type},
 };
 
+/// The DF flag, in the first byte of the IPv4 flags and fragment offset.
+const DONT_FRAGMENT: u8 = 0x40;
+
 /// A LAN packet that should leave translated but cannot (no usable uplink, no gateway MAC,
 /// no free port): dropped, never passed, since the kernel would route it out of its own
 /// default route with the LAN source. The host retries; the reason counts what was stopped.
@@ -82,6 +85,13 @@ pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
     let uplink = steering.uplink;
     // The flow stays in the table for the TC program, which sends the packet.
     ctx.hand_over(uplink.path)?;
+    // Too big for the uplink (a tunnel's smaller MTU) and not to be fragmented: the kernel
+    // says so to the host, with the uplink's MTU.
+    if ip.frags[0] & DONT_FRAGMENT != 0
+        && ctx.exceeds_mtu(steering.slot, uplink, u16::from_be_bytes(ip.tot_len))
+    {
+        return Err(Reason::TooBig);
+    }
     if uplink.path & path::L3 == 0 && uplink.gateway_mac == [0; 6] {
         return Ok(drop_untranslated::<P>(Reason::NoGatewayMac));
     }

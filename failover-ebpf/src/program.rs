@@ -41,6 +41,11 @@ pub trait Program: Frame + EbpfContext {
         udp: bool,
     );
 
+    /// Whether an IPv4 packet of `ip_len` bytes is larger than `uplink`'s MTU (it would leave
+    /// through uplink slot `slot`); if so, the packet is marked for the kernel, which
+    /// answers "fragmentation needed" ([`Reason::TooBig`]).
+    fn exceeds_mtu(&self, slot: u32, uplink: &Uplink, ip_len: u16) -> bool;
+
     /// Sends the translated frame out of `uplink` (in devmap slot `slot`); `Err` when it
     /// cannot be sent.
     fn to_uplink(&self, slot: u32, uplink: &Uplink) -> Result<u32, ()>;
@@ -96,6 +101,13 @@ impl Program for XdpContext {
             checksum::replace_addr(word(*check), old, new)
         };
         *check = updated.to_ne_bytes();
+    }
+
+    #[inline(always)]
+    fn exceeds_mtu(&self, _: u32, _: &Uplink, _: u16) -> bool {
+        // Flows to an uplink with a smaller MTU than the LAN's (tunnels, ppp) take the TC
+        // path, which checks; between Ethernet interfaces the MTUs match.
+        false
     }
 
     #[inline(always)]

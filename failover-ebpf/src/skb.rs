@@ -9,16 +9,19 @@ use core::{cell::Cell, ffi::c_void};
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{__sk_buff, BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK, TC_ACT_SHOT},
+    bindings::{
+        __sk_buff, BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK, TC_ACT_SHOT,
+        bpf_check_mtu_flags::BPF_MTU_CHK_SEGS,
+    },
     helpers::{
-        bpf_l4_csum_replace, bpf_redirect, bpf_skb_change_head, bpf_skb_change_tail,
+        bpf_check_mtu, bpf_l4_csum_replace, bpf_redirect, bpf_skb_change_head, bpf_skb_change_tail,
         bpf_skb_store_bytes,
     },
     programs::TcContext,
 };
 use failover_common::{
     classify::ether_type,
-    nat::{Lan, Uplink, path},
+    nat::{Lan, TOO_BIG_MARK, Uplink, path},
     verdict::Reason,
 };
 use network_types::eth::EthHdr;
@@ -233,6 +236,28 @@ impl<const L2: usize> Program for Skb<L2> {
             u32::from_ne_bytes(new),
         );
         self.pending.set(pending);
+    }
+
+    #[inline(always)]
+    fn exceeds_mtu(&self, slot: u32, uplink: &Uplink, ip_len: u16) -> bool {
+        // The IPv4 length against the device's MTU; a GSO packet (a host's TSO, a NIC's
+        // GRO) by the segments it will be cut into.
+        // SAFETY: the program's context.
+        let gso = unsafe { (*self.skb()).gso_size } != 0;
+        let (mut len, flags) = if gso {
+            (0, u64::from(BPF_MTU_CHK_SEGS))
+        } else {
+            (u32::from(ip_len), 0)
+        };
+        // SAFETY: the program's context; `len` is a local the helper reads and writes.
+        let verdict =
+            unsafe { bpf_check_mtu(self.as_ptr(), uplink.ifindex, &raw mut len, 0, flags) };
+        // Negative: an error (no such device), which the redirect reports later.
+        if verdict <= 0 {
+            return false;
+        }
+        self.ctx.set_mark(TOO_BIG_MARK | slot);
+        true
     }
 
     #[inline(always)]

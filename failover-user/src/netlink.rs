@@ -32,7 +32,7 @@ pub struct Link {
     pub mac: [u8; 6],
     /// The interface is administratively up and has a carrier.
     pub carrier: bool,
-    /// Its frames carry an Ethernet header (`ARPHRD_ETHER`); tun, `WireGuard`, ppp and raw-IP
+    /// Its frames carry an Ethernet header (`ARPHRD_ETHER`); tun, WireGuard, ppp and raw-IP
     /// modems carry bare IP and have neither MACs nor ARP.
     pub ethernet: bool,
 }
@@ -222,6 +222,26 @@ impl Netlink {
             .add()
             .v4()
             .source_prefix(source, 32)
+            .table_id(table)
+            .priority(priority)
+            .action(RuleAction::ToTable)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// Adds the rule `fwmark MARK lookup TABLE` at `priority`.
+    pub async fn add_mark_rule(
+        &self,
+        mark: u32,
+        table: u32,
+        priority: u32,
+    ) -> Result<(), NetlinkError> {
+        self.handle
+            .rule()
+            .add()
+            .v4()
+            .fw_mark(mark)
             .table_id(table)
             .priority(priority)
             .action(RuleAction::ToTable)

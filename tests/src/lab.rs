@@ -15,6 +15,7 @@ mod router;
 mod servers;
 mod topology;
 mod tun;
+mod wireguard;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -32,6 +33,7 @@ pub use probe::{
 pub use router::{default_uplink, masquerade_enabled, set_default_uplink, set_masquerade};
 pub use servers::{BLOB_LEN, BLOB_SHA256, LabProcess, blob, processes, sha256_hex};
 pub use tun::{RawIp, TunLink};
+pub use wireguard::{Wg, WgLink};
 
 use crate::netns;
 

@@ -1,7 +1,8 @@
 //! Measuring an outage as a LAN host sees it: a sequenced UDP stream to the lab's echo server
 //! (one datagram every 10 ms), and which uplink address the server sees (`/whoami`).
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -212,4 +213,48 @@ pub fn wait_for_source(ns: &str, source: Ipv4Addr, within: Duration) -> Result<I
         );
         thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The server port of [`assert_upload_arrives`].
+const UPLOAD_PORT: u16 = 9000;
+
+/// Uploads 2 MiB from `ns` to the server, which answers with the SHA-256 it received; both
+/// sides must see the data intact. Lost packets with no working path-MTU discovery stall
+/// the upload, which then fails after 20 s.
+pub fn assert_upload_arrives(ns: &str) {
+    let data: Vec<u8> = (0..2 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24).to_le_bytes()[0])
+        .collect();
+    let want = lab::sha256_hex(&data);
+    let timeout = Some(Duration::from_secs(20));
+    let listener = netns::in_netns(Plan::NS_INET, || {
+        TcpListener::bind((Plan::SERVER, UPLOAD_PORT))
+    })
+    .expect("enter inet")
+    .expect("listen on the server");
+    let server = thread::spawn(move || -> std::io::Result<String> {
+        let (mut conn, _) = listener.accept()?;
+        conn.set_read_timeout(timeout)?;
+        let mut received = Vec::new();
+        conn.read_to_end(&mut received)?;
+        let digest = lab::sha256_hex(&received);
+        conn.write_all(digest.as_bytes())?;
+        Ok(digest)
+    });
+    let reply = netns::in_netns(ns, move || -> std::io::Result<String> {
+        let server = SocketAddr::from((Plan::SERVER, UPLOAD_PORT));
+        let mut conn = TcpStream::connect_timeout(&server, Duration::from_secs(5))?;
+        conn.set_write_timeout(timeout)?;
+        conn.set_read_timeout(timeout)?;
+        conn.write_all(&data)?;
+        conn.shutdown(std::net::Shutdown::Write)?;
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply)?;
+        Ok(reply)
+    })
+    .expect("enter the host")
+    .expect("upload (a stall means path-MTU discovery failed)");
+    let server_digest = server.join().expect("server thread").expect("server side");
+    assert_eq!(server_digest, want, "the server received the data intact");
+    assert_eq!(reply, want);
 }

@@ -4,17 +4,14 @@
 //! lower path MTU (path-MTU discovery works through the router). Root only; run with
 //! `--test-threads=1` (the tests share the lab).
 
-use std::{
-    io::{Read as _, Write as _},
-    net::{SocketAddr, TcpListener, TcpStream},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use failover_common::verdict::Reason;
 use failover_tests::{
     lab::{self, Fault, Isp, LabGuard, Plan},
     netns,
     privilege::skip_unless_root,
+    stream,
 };
 use failover_user::{
     config::DataplaneLog,
@@ -205,41 +202,7 @@ fn path_mtu_discovery_works_through_the_router() {
     let _lab = LabGuard::up().expect("building the lab");
     lab::fault(Isp::Lte, Fault::Mtu(1400)).expect("lowering the path MTU behind lte");
     let running = start_dataplane(Isp::Lte);
-    let data: Vec<u8> = (0..2 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    let want = lab::sha256_hex(&data);
-
-    let listener = netns::in_netns(Plan::NS_INET, || TcpListener::bind((Plan::SERVER, 9000)))
-        .expect("enter inet")
-        .expect("listen on the server");
-    let server = std::thread::spawn(move || -> std::io::Result<String> {
-        let (mut conn, _) = listener.accept()?;
-        conn.set_read_timeout(Some(Duration::from_secs(20)))?;
-        let mut received = Vec::new();
-        conn.read_to_end(&mut received)?;
-        let digest = lab::sha256_hex(&received);
-        conn.write_all(digest.as_bytes())?;
-        Ok(digest)
-    });
-    let reply = netns::in_netns(Plan::NS_HOST1, move || -> std::io::Result<String> {
-        let mut conn = TcpStream::connect_timeout(
-            &SocketAddr::from((Plan::SERVER, 9000)),
-            Duration::from_secs(5),
-        )?;
-        conn.set_write_timeout(Some(Duration::from_secs(20)))?;
-        conn.set_read_timeout(Some(Duration::from_secs(20)))?;
-        conn.write_all(&data)?;
-        conn.shutdown(std::net::Shutdown::Write)?;
-        let mut reply = String::new();
-        conn.read_to_string(&mut reply)?;
-        Ok(reply)
-    })
-    .expect("enter host1")
-    .expect("upload across the lower-MTU path (a stall means PMTU discovery failed)");
-    let server_digest = server.join().expect("server thread").expect("server side");
-    assert_eq!(server_digest, want, "the server received the data intact");
-    assert_eq!(reply, want);
+    stream::assert_upload_arrives(Plan::NS_HOST1);
     let counts = reasons(&running);
     assert!(
         counts[Reason::IcmpErrorTranslated as usize] >= 1,

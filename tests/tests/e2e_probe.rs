@@ -261,8 +261,11 @@ fn standby_uplink_is_probed_through_its_own_table() {
         let source = lte.router.ip().to_string();
         assert_eq!(
             router_ip(&["-4", "rule", "show", "pref", "1001"]).trim(),
-            format!("1001:\tfrom {source} lookup 1001"),
-            "the stale rule is replaced by lte's"
+            format!(
+                "1001:\tfrom {source} lookup 1001\n1001:\tfrom all fwmark {:#x} lookup 1001",
+                routes.too_big_mark()
+            ),
+            "the stale rule is replaced by lte's, and too-big packets follow them"
         );
         let table = router_ip(&["-4", "route", "show", "table", "1001"]);
         assert_eq!(

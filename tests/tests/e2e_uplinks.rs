@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use failover_tests::{
     daemon::DaemonGuard,
     http::KeepAlive,
-    lab::{self, BLOB_SHA256, Fault, Isp, LabGuard, Plan, RawIp, TunLink, sha256_hex},
+    lab::{self, BLOB_SHA256, Fault, Isp, LabGuard, Plan, RawIp, TunLink, Wg, WgLink, sha256_hex},
     privilege::skip_unless_root,
     stream::{self, EchoStream},
 };
@@ -177,4 +177,53 @@ fn fails_over_from_fiber_to_a_raw_ip_uplink() {
     assert_everything_works_through(RawIp::ROUTER_IP, RawIp::ISP_IP);
     assert_carried_by_the_data_plane(&daemon, RawIp::ROUTER_DEV);
     assert_restart_is_hitless(&mut daemon, RawIp::ROUTER_IP);
+}
+
+/// Path-MTU discovery across the tunnel: a LAN host's packet too big for it comes back as
+/// "fragmentation needed" with the tunnel's MTU, one that fits crosses, and a TCP upload
+/// (whose segments the host cuts to the LAN's MTU until told) arrives intact.
+fn assert_path_mtu_discovered(mtu: u16) {
+    let too_big = (Plan::LINK_MTU - 28).to_string();
+    let ping = lab::ping(
+        HOST,
+        Plan::SERVER,
+        &["-M", "do", "-s", &too_big, "-c", "2", "-W", "2"],
+    )
+    .expect("ping");
+    let said = ping.output.all_output();
+    println!("ping -M do -s {too_big}: {said}");
+    assert!(
+        ping.received == 0
+            && (said.contains(&format!("mtu = {mtu}")) || said.contains(&format!("mtu={mtu}"))),
+        "a {} byte packet is answered with the tunnel's MTU {mtu}:\n{said}",
+        Plan::LINK_MTU
+    );
+    let fits = (mtu - 28).to_string();
+    let ping = lab::ping(
+        HOST,
+        Plan::SERVER,
+        &["-M", "do", "-s", &fits, "-c", "2", "-W", "2"],
+    )
+    .expect("ping");
+    assert!(ping.all_answered(), "{}", ping.output.all_output());
+    stream::assert_upload_arrives(HOST);
+}
+
+#[test]
+fn fails_over_from_fiber_to_a_wireguard_uplink() {
+    if skip_unless_root("fails_over_from_fiber_to_a_wireguard_uplink") {
+        return;
+    }
+    let _lab = LabGuard::up().expect("building the lab");
+    let _wg = WgLink::up().expect("the WireGuard uplink");
+    let mut daemon =
+        DaemonGuard::start_with_uplinks(&[Plan::FIBER.router.name, Wg::ROUTER_DEV], "")
+            .expect("starting failover run");
+    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
+
+    assert_fails_over_from_fiber(&daemon, Wg::ROUTER_DEV, Wg::ROUTER_IP);
+    assert_everything_works_through(Wg::ROUTER_IP, Wg::VPS_TUNNEL_IP);
+    assert_path_mtu_discovered(Wg::MTU);
+    assert_carried_by_the_data_plane(&daemon, Wg::ROUTER_DEV);
+    assert_restart_is_hitless(&mut daemon, Wg::ROUTER_IP);
 }

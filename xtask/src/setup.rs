@@ -75,6 +75,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "traceroute",
         "traceroute through the router in the lab tests",
     ),
+    (
+        "wireguard-go",
+        "the lab's WireGuard uplink (this kernel may have no WireGuard module)",
+    ),
+    (
+        "wireguard-tools",
+        "`wg`: keys and peers of the lab's WireGuard uplink",
+    ),
 ];
 
 /// Oldest Debian Rust that builds aya-ebpf 0.2.1 (its rust-version).

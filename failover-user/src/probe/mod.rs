@@ -40,7 +40,7 @@ pub struct ProbePath {
     pub source: Ipv4Addr,
     /// The interface's MAC (the sender of ARP requests); zero on a headerless link.
     pub mac: [u8; 6],
-    /// The ISP gateway. A headerless link (tun, `WireGuard`, ppp, a raw-IP modem) may have
+    /// The ISP gateway. A headerless link (tun, WireGuard, ppp, a raw-IP modem) may have
     /// none: its packets need no next hop's MAC, and only far targets are probed on it.
     pub gateway: Option<Ipv4Addr>,
     /// The link carries Ethernet frames (ARP and MACs apply).

@@ -1,7 +1,10 @@
 //! Per-uplink policy routing, so a probe bound to a standby uplink reaches beyond its gateway
 //! whatever the main table prefers: uplink slot `i` gets table `1000 + i` holding only
-//! `default via GATEWAY dev IF` (`default dev IF` on a link without a gateway), and the rule `from SOURCE lookup 1000 + i` at priority
-//! `1000 + i` (before the main table's 32766).
+//! `default via GATEWAY dev IF` (`default dev IF` on a link without a gateway), and at
+//! priority `1000 + i` (before the main table's 32766) the rules `from SOURCE lookup 1000 + i`
+//! and `fwmark TOO_BIG_MARK | i lookup 1000 + i`. The second routes the LAN packets the TC
+//! program finds too big for the uplink, so the kernel's "fragmentation needed" names the
+//! uplink's MTU.
 //!
 //! Without them a socket bound to a device whose default route is missing from the main
 //! table gets no route at all: the kernel then treats every destination as on-link and asks
@@ -53,6 +56,12 @@ impl UplinkRoutes {
         TABLE_BASE + self.slot
     }
 
+    /// The mark of the slot's too-big packets (`failover_common::nat::TOO_BIG_MARK`).
+    #[must_use]
+    pub fn too_big_mark(&self) -> u32 {
+        failover_common::nat::TOO_BIG_MARK | self.slot
+    }
+
     #[must_use]
     pub fn priority(&self) -> u32 {
         PRIORITY_BASE + self.slot
@@ -82,6 +91,9 @@ impl UplinkRoutes {
             .await?;
         netlink
             .add_source_rule(path.source, self.table(), self.priority())
+            .await?;
+        netlink
+            .add_mark_rule(self.too_big_mark(), self.table(), self.priority())
             .await?;
         self.installed = Some(wanted);
         Ok(())

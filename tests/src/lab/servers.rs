@@ -108,7 +108,7 @@ fn start_time(pid: i32) -> Option<u64> {
 
 /// Starts `argv` in `ns` in its own process group (so its children go with it), output to a
 /// log in the state directory, and records it before anything else can fail.
-fn spawn(name: &str, ns: &str, argv: &[&str]) -> Result<LabProcess> {
+pub(crate) fn spawn(name: &str, ns: &str, argv: &[&str]) -> Result<LabProcess> {
     let log_path = Path::new(Plan::STATE_DIR).join(format!("{name}.log"));
     let log =
         fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
@@ -155,7 +155,7 @@ pub(crate) fn stop_all() -> Result<()> {
 }
 
 /// SIGTERM to the process group, SIGKILL if it lingers; reaps it when it is our child.
-fn stop(process: &LabProcess) -> Result<()> {
+pub(crate) fn stop(process: &LabProcess) -> Result<()> {
     if !process.is_alive() {
         return Ok(());
     }

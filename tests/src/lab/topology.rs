@@ -23,6 +23,8 @@ pub(crate) fn build() -> Result<()> {
 
 /// Deletes every lab namespace that exists (and with them their links and nft tables).
 pub(crate) fn remove_namespaces() -> Result<()> {
+    // The WireGuard uplink's VPS, when a test made one.
+    super::wireguard::remove_vps();
     let present = Plan::NAMESPACES.into_iter().filter(|ns| netns::exists(ns));
     super::all_ok(present.map(|ns| Cmd::new("ip").args(["netns", "del", ns]).run().map(drop)))
 }
@@ -30,7 +32,7 @@ pub(crate) fn remove_namespaces() -> Result<()> {
 /// A namespace with IPv6 off (no router solicitations, DAD or MLD noise in captures), no
 /// reverse-path filter (the router receives replies on either uplink) and `lo` up.
 /// The `default` sysctls are set first so every interface made later inherits them.
-fn add_namespace(ns: &str) -> Result<()> {
+pub(crate) fn add_namespace(ns: &str) -> Result<()> {
     Cmd::new("ip").args(["netns", "add", ns]).run()?;
     for scope in ["all", "default"] {
         sysctl(ns, &format!("net.ipv6.conf.{scope}.disable_ipv6"), "1")?;

@@ -174,6 +174,37 @@ pub fn run_once(ebpf: &mut Ebpf, program: &'static str, frame: &[u8]) -> (u32, V
     (result.return_value, out)
 }
 
+/// Runs `frame` once through TC program `program` and returns (verdict, output frame, the
+/// skb's mark afterwards).
+pub fn run_tc_marked(ebpf: &mut Ebpf, program: &'static str, frame: &[u8]) -> (u32, Vec<u8>, u32) {
+    /// Room for `struct __sk_buff` (192 bytes on 6.x); the kernel wants the rest zero.
+    const SKB_CTX: usize = 256;
+    /// `__sk_buff.mark`: after `len` and `pkt_type`.
+    const MARK_AT: usize = 8;
+    let mut out = vec![0u8; frame.len() + 256];
+    let ctx_in = [0u8; SKB_CTX];
+    let mut ctx_out = [0u8; SKB_CTX];
+    let options = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ctx_in: Some(&ctx_in),
+        ctx_out: Some(&mut ctx_out),
+        repeat: 1,
+        ..Default::default()
+    };
+    let result = dataplane::tc_program(ebpf, program)
+        .expect("verifier accepts the program")
+        .test_run(options)
+        .expect("BPF_PROG_TEST_RUN");
+    out.truncate(result.data_size_out as usize);
+    let mark = u32::from_ne_bytes(
+        ctx_out[MARK_AT..MARK_AT + 4]
+            .try_into()
+            .expect("four bytes"),
+    );
+    (result.return_value, out, mark)
+}
+
 /// Runs every fixture through its XDP program and through the TC program that does the same
 /// on the TC path (same maps, same expected frame); reports all failures at once.
 pub fn run_table(fixtures: &[Fixture]) {

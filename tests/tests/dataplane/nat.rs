@@ -8,7 +8,7 @@ use aya::Ebpf;
 use failover_common::{
     limits::HostLimits,
     names,
-    nat::{Lan, NO_UPLINK, Policy, Uplink, path, tcp_state},
+    nat::{Lan, NO_UPLINK, Policy, TOO_BIG_MARK, Uplink, path, tcp_state},
     verdict::Reason,
 };
 use failover_tests::{
@@ -23,7 +23,7 @@ use failover_user::dataplane;
 use crate::{
     harness::{
         Fixture, MapCheck, MapSetup, Output, fresh_dataplane, no_check, run_once, run_table,
-        tc_verdict, verdict,
+        run_tc_marked, tc_verdict, verdict,
     },
     scratch_netns::{NS, ScratchNetns},
 };
@@ -637,6 +637,57 @@ fn flows_stay_pinned_until_their_uplink_is_down() {
 /// to an uplink without an Ethernet header (its frame keeps the MACs it came with, which the
 /// kernel drops on the redirect, and no gateway MAC is needed); and replies through a LAN
 /// that cannot take XDP frames.
+/// A LAN packet larger than its TC-path uplink's MTU (a tunnel's) and marked "don't
+/// fragment" goes to the kernel untranslated, with the uplink's mark, so the kernel answers
+/// "fragmentation needed"; one that may be fragmented, or that fits, leaves translated.
+#[test]
+fn too_big_for_its_uplink_goes_to_the_kernel_with_the_uplink_mark() {
+    const MTU: usize = 1280;
+    if skip_unless_root("too_big_for_its_uplink_goes_to_the_kernel_with_the_uplink_mark") {
+        return;
+    }
+    in_scratch(|scratch| {
+        // Fiber leaves through the scratch veth (frames arrive on lte), MTU lowered.
+        failover_tests::lab::Cmd::ip(NS)
+            .args(["link", "set", "dev", "lanpeer", "mtu", &MTU.to_string()])
+            .run()
+            .expect("lowering the MTU");
+        let mut ebpf = fresh_dataplane();
+        Net {
+            fiber_path: path::L3,
+            ingress: LTE,
+            ..Net::new(scratch)
+        }
+        .apply(&mut ebpf);
+        let sized = |len: usize, flags: u16| {
+            Frame::udp(sock(HOST), sock(ECHO_SERVER))
+                .flags_fragment(flags)
+                .payload(&vec![0x5a; len - 28])
+                .build()
+        };
+        let too_big = |ebpf: &Ebpf| {
+            dataplane::reason_counts(ebpf).expect("read reasons")[Reason::TooBig as usize]
+        };
+
+        let frame = sized(MTU + 1, IP_DF);
+        let (v, out, mark) = run_tc_marked(&mut ebpf, names::PROG_LAN_TC, &frame);
+        assert_eq!(v, tc_verdict::OK, "to the kernel");
+        assert_eq!(out, frame, "untranslated");
+        assert_eq!(mark, TOO_BIG_MARK | FIBER, "with fiber's mark");
+        assert_eq!(too_big(&ebpf), 1);
+
+        for (frame, what) in [
+            (sized(MTU, IP_DF), "a packet that fits"),
+            (sized(MTU + 1, 0), "a packet that may be fragmented"),
+        ] {
+            let (v, out, mark) = run_tc_marked(&mut ebpf, names::PROG_LAN_TC, &frame);
+            assert_eq!((v, mark), (tc_verdict::REDIRECT, 0), "{what} is sent");
+            assert_eq!(&out[26..30], &FIBER_ADDR, "{what} is translated");
+        }
+        assert_eq!(too_big(&ebpf), 1);
+    });
+}
+
 #[test]
 fn flows_the_xdp_path_cannot_carry_are_handed_to_tc() {
     if skip_unless_root("flows_the_xdp_path_cannot_carry_are_handed_to_tc") {
