@@ -4,7 +4,7 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
-use aya::{Ebpf, programs::xdp::XdpMode};
+use aya::programs::xdp::XdpMode;
 use failover_common::{
     names,
     nat::{self, Lan, Policy, Uplink},
@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::{
     attachments::{self, Attached, Plans, Role},
     datapath::Mode,
-    dataplane::{self, DataplaneError, TableSizes},
+    dataplane::{self, Dataplane, DataplaneError, TableSizes},
     kernel_guard::{self, GuardCounter, GuardSpec, KernelGuard, Ruleset},
     netlink::{Netlink, NetlinkError},
     nftables::NftError,
@@ -173,7 +173,7 @@ pub enum LoaderError {
 
 /// The loaded, attached data plane. Dropping it detaches the programs.
 pub struct Running {
-    ebpf: Ebpf,
+    dataplane: Dataplane,
     uplinks: Vec<(String, u32)>,
     /// Each uplink's probe path as found at start (in the order of the spec).
     pub paths: Vec<Result<ProbePath, PathError>>,
@@ -232,7 +232,7 @@ impl Running {
     }
 
     fn write_policy(&mut self, policy: Policy) -> Result<(), LoaderError> {
-        dataplane::set_policy(&mut self.ebpf, policy)?;
+        self.dataplane.set_policy(policy)?;
         self.policy = policy;
         Ok(())
     }
@@ -249,7 +249,7 @@ impl Running {
             path: flags,
             ..self.lan
         };
-        dataplane::set_lan(&mut self.ebpf, lan)?;
+        self.dataplane.set_lan(lan)?;
         self.lan = lan;
         Ok(())
     }
@@ -268,13 +268,14 @@ impl Running {
             .ok_or_else(|| LoaderError::UnknownActive(name.to_owned()))
     }
 
+    /// The data plane's maps.
     #[must_use]
-    pub fn ebpf(&self) -> &Ebpf {
-        &self.ebpf
+    pub fn dataplane(&self) -> &Dataplane {
+        &self.dataplane
     }
 
-    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
-        &mut self.ebpf
+    pub fn dataplane_mut(&mut self) -> &mut Dataplane {
+        &mut self.dataplane
     }
 
     /// The leak guard's counters (empty if the table was removed behind our back).
@@ -426,7 +427,11 @@ async fn load(
         pins,
         adopted,
     } = target;
-    let mut ebpf = dataplane::open_pinned(spec.tables, pins.as_ref(), spec.dataplane_log)?;
+    let mut ebpf = dataplane::open_pinned(
+        spec.tables,
+        pins.as_ref().map(Pins::dir),
+        spec.dataplane_log,
+    )?;
     dataplane::set_lan(&mut ebpf, lan)?;
     let uncounted_redirects = dataplane::count_refused_redirects(&mut ebpf).err();
     if let Some(why) = &uncounted_redirects {
@@ -467,7 +472,7 @@ async fn load(
         let policy = dataplane::policy(&ebpf)?;
         info!(pins = %spec.pins.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(), "adopted the running data plane: its programs, NAT table and active uplink stay");
         return Ok(Running {
-            ebpf,
+            dataplane: Dataplane::new(ebpf),
             uplinks,
             paths,
             described,
@@ -493,7 +498,7 @@ async fn load(
     let links = attachments::attach_all(&mut ebpf, wanted, mode, pins.as_ref())?;
     info!(lan = %spec.lan, active = %spec.active, "data plane attached");
     Ok(Running {
-        ebpf,
+        dataplane: Dataplane::new(ebpf),
         uplinks,
         paths,
         described,

@@ -15,7 +15,7 @@ use failover_tests::{
 };
 use failover_user::{
     config::DataplaneLog,
-    dataplane::{self, TableSizes},
+    dataplane::TableSizes,
     loader::{self, LoaderSpec, Running, UplinkSpec},
 };
 
@@ -57,7 +57,10 @@ fn start_dataplane(active: Isp) -> Running {
 }
 
 fn reasons(running: &Running) -> Vec<u64> {
-    dataplane::reason_counts(running.ebpf()).expect("reading verdict reasons")
+    running
+        .dataplane()
+        .reason_counts()
+        .expect("reading verdict reasons")
 }
 
 fn whoami(ns: &str) -> anyhow::Result<String> {

@@ -9,7 +9,7 @@ use super::{Daemon, slot_of};
 use crate::{
     attachments::Planned,
     datapath::{self, Choice, Path},
-    dataplane, interface_facts,
+    interface_facts,
 };
 
 /// The choice for `plan`'s interface (index `ifindex`), logged when it differs from `was`.
@@ -82,7 +82,11 @@ impl Daemon {
         }
         managed.path_flags = flags;
         let entry = managed.entry(managed.usable);
-        if let Err(e) = dataplane::set_uplink(self.running.ebpf_mut(), slot_of(index), entry) {
+        if let Err(e) = self
+            .running
+            .dataplane_mut()
+            .set_uplink(slot_of(index), entry)
+        {
             warn!(error = %e, "updating the uplink map failed");
         }
     }

@@ -8,7 +8,7 @@ use failover_common::{
 };
 
 use super::Daemon;
-use crate::{clock, control::FlowEntry, dataplane};
+use crate::{clock, control::FlowEntry, dataplane::FlowTable as _};
 
 /// Every flow, or those of uplink `only` (a name), by uplink, then LAN address.
 pub(super) fn flows(daemon: &Daemon, only: Option<&str>) -> Result<Vec<FlowEntry>, String> {
@@ -20,7 +20,11 @@ pub(super) fn flows(daemon: &Daemon, only: Option<&str>) -> Result<Vec<FlowEntry
                 .ok_or_else(|| format!("no uplink named `{name}`"))
         })
         .transpose()?;
-    let table = dataplane::flows(daemon.running.ebpf()).map_err(|e| e.to_string())?;
+    let table = daemon
+        .running
+        .dataplane()
+        .flows()
+        .map_err(|e| e.to_string())?;
     let now_ns = clock::now_ns().map_err(|e| format!("reading the kernel's clock: {e}"))?;
     let names: Vec<&str> = daemon
         .uplinks

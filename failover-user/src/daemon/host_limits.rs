@@ -20,7 +20,8 @@ use tracing::{info, warn};
 
 use super::Daemon;
 use crate::{
-    clock, dataplane,
+    clock,
+    dataplane::{self, FlowTable as _},
     events::{self, Event},
 };
 
@@ -208,7 +209,7 @@ impl Daemon {
             },
         };
         // One read of fo_hosts serves the correction and the report.
-        let known: BTreeMap<[u8; 4], HostUsage> = match dataplane::hosts(self.running.ebpf()) {
+        let known: BTreeMap<[u8; 4], HostUsage> = match self.running.dataplane().hosts() {
             Ok(hosts) => hosts
                 .into_iter()
                 .map(|(key, usage)| (key.addr, usage))
@@ -221,7 +222,7 @@ impl Daemon {
         if on && let Err(e) = self.correct_host_counts(now_ns, &known) {
             warn!(error = %e, "host limits: recounting the hosts' flows failed");
         }
-        if let Err(e) = dataplane::set_host_limits(self.running.ebpf_mut(), limits) {
+        if let Err(e) = self.running.dataplane_mut().set_host_limits(limits) {
             warn!(error = %e, "host limits: writing the limits failed");
         }
         self.report_refused_hosts(now, &known);
@@ -235,9 +236,9 @@ impl Daemon {
         known: &BTreeMap<[u8; 4], HostUsage>,
     ) -> Result<(), dataplane::DataplaneError> {
         let started = std::time::Instant::now();
-        let ebpf = self.running.ebpf();
-        let flows = dataplane::flows(ebpf)?;
-        let reverse = dataplane::reverse_bindings(ebpf)?;
+        let dataplane = self.running.dataplane();
+        let flows = dataplane.flows()?;
+        let reverse = dataplane.reverse_bindings()?;
         let counts = recount(&flows, &reverse, now_ns);
         let took = started.elapsed();
         if took > SLOW_RECOUNT {
@@ -251,7 +252,7 @@ impl Daemon {
         }
         let mut hosts: BTreeSet<[u8; 4]> = counts.keys().copied().collect();
         hosts.extend(known.keys());
-        let ebpf = self.running.ebpf_mut();
+        let dataplane = self.running.dataplane_mut();
         for addr in hosts {
             let key = HostKey { addr };
             let refused = known
@@ -262,7 +263,7 @@ impl Daemon {
                 None if !refused => None,
                 other => Some(other.unwrap_or_default()),
             };
-            dataplane::correct_host(ebpf, key, write)?;
+            dataplane.correct_host(key, write)?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use tracing::debug;
 
 use super::{Daemon, slot_of, state_name};
 use crate::{
-    dataplane,
+    dataplane::FlowTable as _,
     health::{ProbeStatus, State, Stats},
     kernel_guard::GuardCounts,
     metrics::text::{Exposition, Type},
@@ -45,14 +45,15 @@ pub(super) struct Snapshot {
 }
 
 pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
-    let ebpf = daemon.running.ebpf();
+    let dataplane = daemon.running.dataplane();
     let guard = daemon
         .running
         .guard_counters()
         .inspect_err(|e| debug!(error = %e, "metrics: reading the leak guard's counters"))
         .ok();
     // One walk of the NAT table, counted per uplink slot.
-    let nat = dataplane::flows(ebpf)
+    let nat = dataplane
+        .flows()
         .inspect_err(|e| debug!(error = %e, "metrics: reading the NAT table"))
         .ok()
         .map(|flows| {
@@ -73,7 +74,9 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
                 state: status.state,
                 active: index == daemon.active,
                 stats: status.stats,
-                counters: dataplane::uplink_counters(ebpf, slot_of(index)).unwrap_or_default(),
+                counters: dataplane
+                    .uplink_counters(slot_of(index))
+                    .unwrap_or_default(),
                 nat_entries: nat
                     .as_ref()
                     .map(|n| n.get(&slot_of(index)).copied().unwrap_or(0)),
@@ -81,7 +84,8 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
                 guard: guard
                     .as_deref()
                     .map(|g| GuardCounts::of(g, &managed.spec.interface)),
-                redirect_failures: dataplane::redirect_failures(ebpf, slot_of(index))
+                redirect_failures: dataplane
+                    .redirect_failures(slot_of(index))
                     .unwrap_or_default(),
                 blackhole: daemon.watchdog.blackhole(index),
             }
@@ -89,7 +93,8 @@ pub(super) fn snapshot(daemon: &Daemon, now: Instant) -> Snapshot {
         .collect();
     Snapshot {
         uplinks,
-        reasons: dataplane::reason_counts(ebpf)
+        reasons: dataplane
+            .reason_counts()
             .inspect_err(|e| debug!(error = %e, "metrics: reading the verdict reasons"))
             .ok(),
         switches: daemon.policy.switches(),

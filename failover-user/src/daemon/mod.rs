@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use crate::{
     config::Config,
     control::{self, Call, Request, Response},
-    dataplane::{self, TableSizes},
+    dataplane::TableSizes,
     events::{self, Event, EventLog},
     health::{Health, Sample, State, Transition},
     loader::{self, LoaderSpec, Running, UplinkSpec},
@@ -159,7 +159,7 @@ impl Daemon {
         .await
         .context("starting the data plane")?;
         if config.logging.dataplane != crate::config::DataplaneLog::Off {
-            forward_dataplane_log(&mut running)?;
+            running.dataplane_mut().forward_log()?;
         }
         let netlink = Netlink::connect()?;
         let (sample_tx, samples) = mpsc::channel(1024);
@@ -285,7 +285,7 @@ impl Daemon {
         }
         for &from in &decision.move_flows_from {
             let moved =
-                switching::FlowsOnSwitch::move_flows(self.running.ebpf_mut(), slot_of(from));
+                switching::FlowsOnSwitch::move_flows(self.running.dataplane_mut(), slot_of(from));
             info!(uplink = %self.uplinks[from].spec.name, flows = moved, "flows moved after failback drain");
         }
         if decision.override_expired {
@@ -299,7 +299,7 @@ impl Daemon {
             ));
         }
         self.switching
-            .purge_due(self.running.ebpf_mut(), now, |slot| {
+            .purge_due(self.running.dataplane_mut(), now, |slot| {
                 !self.uplinks[slot as usize].usable
             });
         for (index, uplink) in self.uplinks.iter().enumerate() {
@@ -317,7 +317,7 @@ impl Daemon {
     fn set_usable(&mut self, index: usize, usable: bool, now: Instant) {
         let slot = slot_of(index);
         let entry = self.uplinks[index].entry(usable);
-        if let Err(e) = dataplane::set_uplink(self.running.ebpf_mut(), slot, entry) {
+        if let Err(e) = self.running.dataplane_mut().set_uplink(slot, entry) {
             warn!(error = %e, "updating the uplink map failed");
             return;
         }
@@ -325,7 +325,7 @@ impl Daemon {
         info!(uplink = %self.uplinks[index].spec.name, usable, "uplink usability changed");
         if !usable {
             self.switching.leave_uplink(
-                self.running.ebpf(),
+                self.running.dataplane(),
                 slot,
                 now,
                 &self.uplinks[index].spec.name,
@@ -672,25 +672,6 @@ impl Daemon {
     }
 }
 
-/// Forwards the XDP programs' log messages (aya-log's ring buffer) to the controller's log.
-fn forward_dataplane_log(running: &mut Running) -> anyhow::Result<()> {
-    use tokio::io::{Interest, unix::AsyncFd};
-    let logger =
-        aya_log::EbpfLogger::init(running.ebpf_mut()).context("reading the data plane's log")?;
-    // SAFETY: the logger owns its ring buffer's descriptor and keeps it open for as long as
-    // the AsyncFd owns the logger.
-    let mut ready = unsafe { AsyncFd::register_with_interest(logger, Interest::READABLE) }
-        .map_err(std::io::Error::from)
-        .context("watching the data plane's log")?;
-    tokio::spawn(async move {
-        while let Ok(mut guard) = ready.readable_mut().await {
-            guard.get_inner_mut().flush();
-            guard.clear_ready();
-        }
-    });
-    Ok(())
-}
-
 /// Uplink `index` at start: the kernel's description (never the data plane's entry: an
 /// adopted slot taken out by the earlier controller must not read as one the kernel calls
 /// unusable) and whether the data plane lets flows use it; health learns the carrier, the
@@ -750,7 +731,7 @@ fn initial_active(
         running.set_active(&config.uplinks[first].name)?;
         return Ok((first, None));
     }
-    let pinned = dataplane::policy(running.ebpf())?.active as usize;
+    let pinned = running.dataplane().policy()?.active as usize;
     let settle = config
         .health
         .gateway_down_after

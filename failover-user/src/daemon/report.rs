@@ -9,22 +9,24 @@ use failover_common::verdict::Reason;
 use super::{Daemon, slot_of, state_name};
 use crate::{
     control::{LimitedHost, StatusReport, UplinkReport},
-    dataplane,
     kernel_guard::GuardCounts,
     loader,
 };
 
 pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
     let guard = daemon.running.guard_counters().ok();
+    let dataplane = daemon.running.dataplane();
     let uplinks = daemon
         .uplinks
         .iter()
         .enumerate()
         .map(|(index, managed)| {
             let status = daemon.health.status(index, now);
-            let counters = dataplane::uplink_counters(daemon.running.ebpf(), slot_of(index))
+            let counters = dataplane
+                .uplink_counters(slot_of(index))
                 .unwrap_or_default();
-            let redirects = dataplane::redirect_failures(daemon.running.ebpf(), slot_of(index))
+            let redirects = dataplane
+                .redirect_failures(slot_of(index))
                 .unwrap_or_default();
             let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
             let guarded = guard
@@ -62,7 +64,7 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
             }
         })
         .collect();
-    let reasons = dataplane::reason_counts(daemon.running.ebpf()).unwrap_or_default();
+    let reasons = dataplane.reason_counts().unwrap_or_default();
     let untranslated_dropped = [
         Reason::NoUplink,
         Reason::NoGatewayMac,

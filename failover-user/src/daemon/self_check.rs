@@ -8,14 +8,13 @@ use std::{
     net::Ipv4Addr,
 };
 
-use aya::Ebpf;
 use failover_common::{
     names,
     nat::{LAN_SLOT, Lan, MAX_UPLINKS, Policy, Uplink},
 };
 
 use crate::{
-    dataplane::{self, DataplaneError},
+    dataplane::{Dataplane, DataplaneError},
     loader::format_mac,
 };
 
@@ -167,35 +166,39 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Reads what the data plane holds.
-pub fn read(ebpf: &Ebpf) -> Result<Found, DataplaneError> {
-    let lan = dataplane::lan(ebpf)?;
-    let devices = dataplane::devices(ebpf)?;
+pub fn read(dataplane: &Dataplane) -> Result<Found, DataplaneError> {
+    let lan = dataplane.lan()?;
+    let devices = dataplane.devices()?;
     let uplinks = (0..MAX_UPLINKS)
-        .map(|slot| Ok((dataplane::uplink(ebpf, slot)?, devices[slot as usize])))
+        .map(|slot| Ok((dataplane.uplink(slot)?, devices[slot as usize])))
         .collect::<Result<_, DataplaneError>>()?;
     Ok(Found {
         lan,
         lan_device: devices[LAN_SLOT as usize],
         uplinks,
-        policy: dataplane::policy(ebpf)?,
+        policy: dataplane.policy()?,
     })
 }
 
 /// Rewrites what `repairs` names from `intent`.
-pub fn repair(ebpf: &mut Ebpf, intent: &Intent, repairs: &Repairs) -> Result<(), DataplaneError> {
+pub fn repair(
+    dataplane: &mut Dataplane,
+    intent: &Intent,
+    repairs: &Repairs,
+) -> Result<(), DataplaneError> {
     if repairs.lan {
-        dataplane::set_lan(ebpf, intent.lan)?;
+        dataplane.set_lan(intent.lan)?;
     }
     for &slot in &repairs.uplink_slots {
         let wanted = intent.uplinks[slot as usize];
         if wanted.ifindex == 0 {
-            dataplane::clear_uplink(ebpf, slot)?;
+            dataplane.clear_uplink(slot)?;
         } else {
-            dataplane::set_uplink(ebpf, slot, wanted)?;
+            dataplane.set_uplink(slot, wanted)?;
         }
     }
     if repairs.policy {
-        dataplane::set_policy(ebpf, intent.policy)?;
+        dataplane.set_policy(intent.policy)?;
     }
     Ok(())
 }

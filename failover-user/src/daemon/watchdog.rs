@@ -18,7 +18,6 @@ use super::{
     slot_of,
 };
 use crate::{
-    dataplane,
     events::{self, Event},
     health::State,
 };
@@ -83,7 +82,7 @@ impl Daemon {
     }
 
     fn check_maps(&mut self) {
-        let found = match self_check::read(self.running.ebpf()) {
+        let found = match self_check::read(self.running.dataplane()) {
             Ok(found) => found,
             Err(e) => {
                 warn!(error = %e, "self-check: reading the data plane's maps failed");
@@ -95,7 +94,7 @@ impl Daemon {
         if repairs.is_empty() {
             return;
         }
-        let outcome = self_check::repair(self.running.ebpf_mut(), &intent, &repairs);
+        let outcome = self_check::repair(self.running.dataplane_mut(), &intent, &repairs);
         let uplink = repairs
             .uplink_slots
             .first()
@@ -139,8 +138,7 @@ impl Daemon {
             .blackholes
             .resize_with(self.uplinks.len(), Watch::default);
         for index in 0..self.uplinks.len() {
-            let Ok(counters) = dataplane::uplink_counters(self.running.ebpf(), slot_of(index))
-            else {
+            let Ok(counters) = self.running.dataplane().uplink_counters(slot_of(index)) else {
                 continue;
             };
             let answering = self.health.state(index) == State::Up;
@@ -185,8 +183,7 @@ impl Daemon {
             .resize_with(self.uplinks.len(), RedirectFailures::default);
         let lan = self.config.lan.first().cloned().unwrap_or_default();
         for index in 0..self.uplinks.len() {
-            let Ok(failures) = dataplane::redirect_failures(self.running.ebpf(), slot_of(index))
-            else {
+            let Ok(failures) = self.running.dataplane().redirect_failures(slot_of(index)) else {
                 continue;
             };
             let reported = self.watchdog.reported[index];

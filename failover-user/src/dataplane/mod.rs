@@ -14,6 +14,11 @@ use failover_common::{
 
 use crate::config::DataplaneLog;
 
+mod handle;
+#[cfg(test)]
+pub use handle::MemoryFlows;
+pub use handle::{Dataplane, FlowTable};
+
 /// The data plane's ELF object, built by `build.rs` from `failover-ebpf`.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/failover"));
 /// The benchmark's programs (`failover_common::bench`), built from the same crate.
@@ -71,12 +76,12 @@ pub fn open(sizes: TableSizes) -> Result<Ebpf, DataplaneError> {
     open_pinned(sizes, None, DataplaneLog::Off)
 }
 
-/// Like [`open`], with every map pinned in `pins` (or, when already pinned there, the pinned
-/// map with its contents, in place of a new one), and the programs' log statements enabled
-/// up to `log`.
+/// Like [`open`], with every map pinned in `map_dir` as `map_dir/NAME`, the layout of
+/// `crate::pins::Pins` (or, when already pinned there, the pinned map with its contents, in
+/// place of a new one), and the programs' log statements enabled up to `log`.
 pub fn open_pinned(
     sizes: TableSizes,
-    pins: Option<&crate::pins::Pins>,
+    map_dir: Option<&std::path::Path>,
     log: DataplaneLog,
 ) -> Result<Ebpf, DataplaneError> {
     let tick = crate::clock::tick_ns().map_err(DataplaneError::Clock)?;
@@ -93,9 +98,9 @@ pub fn open_pinned(
         .map_max_entries(names::MAP_FLOW_CACHE, flow_cache_entries()?)
         .map_max_entries(names::MAP_BINDINGS, sizes.bindings)
         .map_max_entries(names::MAP_REVERSE, sizes.bindings);
-    if let Some(pins) = pins {
+    if let Some(dir) = map_dir {
         for name in names::MAPS.into_iter().chain([LOG_MAP]) {
-            loader.map_pin_path(name, pins.map(name));
+            loader.map_pin_path(name, dir.join(name));
         }
     }
     Ok(loader.load(EBPF_OBJECT)?)
@@ -494,7 +499,7 @@ mod tests {
     /// The README's "Inspecting the data plane" shows a `bpftool` command for every map.
     #[test]
     fn the_readme_shows_how_to_dump_every_map() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let section = readme
             .split("### Inspecting the data plane")
             .nth(1)
