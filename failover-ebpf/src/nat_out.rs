@@ -87,10 +87,8 @@ pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
     ctx.hand_over(uplink.path)?;
     // Too big for the uplink (a tunnel's smaller MTU) and not to be fragmented: the kernel
     // says so to the host, with the uplink's MTU.
-    if ip.frags[0] & DONT_FRAGMENT != 0
-        && ctx.exceeds_mtu(steering.slot, uplink, u16::from_be_bytes(ip.tot_len))
-    {
-        return Err(Reason::TooBig);
+    if ip.frags[0] & DONT_FRAGMENT != 0 {
+        ctx.fits_mtu(steering.slot, uplink, u16::from_be_bytes(ip.tot_len))?;
     }
     if uplink.path & path::L3 == 0 && uplink.gateway_mac == [0; 6] {
         return Ok(drop_untranslated::<P>(Reason::NoGatewayMac));

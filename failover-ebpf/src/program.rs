@@ -3,7 +3,10 @@
 //! translation (`nat_out`, `nat_in`, `icmp_error`, `mss`) is written once over [`Program`].
 
 use aya_ebpf::{
-    EbpfContext, bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext,
+    EbpfContext,
+    bindings::xdp_action,
+    helpers::{bpf_check_mtu, bpf_xdp_adjust_tail},
+    programs::XdpContext,
 };
 use failover_common::{
     checksum,
@@ -41,10 +44,11 @@ pub trait Program: Frame + EbpfContext {
         udp: bool,
     );
 
-    /// Whether an IPv4 packet of `ip_len` bytes is larger than `uplink`'s MTU (it would leave
-    /// through uplink slot `slot`); if so, the packet is marked for the kernel, which
-    /// answers "fragmentation needed" ([`Reason::TooBig`]).
-    fn exceeds_mtu(&self, slot: u32, uplink: &Uplink, ip_len: u16) -> bool;
+    /// `Err` when an IPv4 packet of `ip_len` bytes that may not be fragmented is larger than
+    /// `uplink`'s MTU (it would leave through uplink slot `slot`): the TC program marks it
+    /// for the kernel, which answers "fragmentation needed" ([`Reason::TooBig`]); an XDP
+    /// program, which cannot mark, hands it to the TC program ([`Reason::TcPath`]).
+    fn fits_mtu(&self, slot: u32, uplink: &Uplink, ip_len: u16) -> Result<(), Reason>;
 
     /// Sends the translated frame out of `uplink` (in devmap slot `slot`); `Err` when it
     /// cannot be sent.
@@ -104,10 +108,16 @@ impl Program for XdpContext {
     }
 
     #[inline(always)]
-    fn exceeds_mtu(&self, _: u32, _: &Uplink, _: u16) -> bool {
-        // Flows to an uplink with a smaller MTU than the LAN's (tunnels, ppp) take the TC
-        // path, which checks; between Ethernet interfaces the MTUs match.
-        false
+    fn fits_mtu(&self, _: u32, uplink: &Uplink, ip_len: u16) -> Result<(), Reason> {
+        // A redirect into a device of smaller MTU (a jumbo-frame LAN's packet to a 1500
+        // uplink) would be dropped by the kernel.
+        let mut len = u32::from(ip_len);
+        // SAFETY: the program's context; `len` is a local the helper reads and writes.
+        let verdict = unsafe { bpf_check_mtu(self.as_ptr(), uplink.ifindex, &raw mut len, 0, 0) };
+        if verdict > 0 {
+            return Err(Reason::TcPath);
+        }
+        Ok(())
     }
 
     #[inline(always)]

@@ -239,7 +239,7 @@ impl<const L2: usize> Program for Skb<L2> {
     }
 
     #[inline(always)]
-    fn exceeds_mtu(&self, slot: u32, uplink: &Uplink, ip_len: u16) -> bool {
+    fn fits_mtu(&self, slot: u32, uplink: &Uplink, ip_len: u16) -> Result<(), Reason> {
         // The IPv4 length against the device's MTU; a GSO packet (a host's TSO, a NIC's
         // GRO) by the segments it will be cut into.
         // SAFETY: the program's context.
@@ -254,10 +254,10 @@ impl<const L2: usize> Program for Skb<L2> {
             unsafe { bpf_check_mtu(self.as_ptr(), uplink.ifindex, &raw mut len, 0, flags) };
         // Negative: an error (no such device), which the redirect reports later.
         if verdict <= 0 {
-            return false;
+            return Ok(());
         }
         self.ctx.set_mark(TOO_BIG_MARK | slot);
-        true
+        Err(Reason::TooBig)
     }
 
     #[inline(always)]

@@ -637,9 +637,9 @@ fn flows_stay_pinned_until_their_uplink_is_down() {
 /// to an uplink without an Ethernet header (its frame keeps the MACs it came with, which the
 /// kernel drops on the redirect, and no gateway MAC is needed); and replies through a LAN
 /// that cannot take XDP frames.
-/// A LAN packet larger than its TC-path uplink's MTU (a tunnel's) and marked "don't
-/// fragment" goes to the kernel untranslated, with the uplink's mark, so the kernel answers
-/// "fragmentation needed"; one that may be fragmented, or that fits, leaves translated.
+/// A LAN packet larger than its uplink's MTU (a tunnel's) and marked "don't fragment" goes
+/// to the kernel untranslated, with the uplink's mark, so the kernel answers "fragmentation
+/// needed"; one that may be fragmented, or that fits, leaves translated.
 #[test]
 fn too_big_for_its_uplink_goes_to_the_kernel_with_the_uplink_mark() {
     const MTU: usize = 1280;
@@ -685,6 +685,24 @@ fn too_big_for_its_uplink_goes_to_the_kernel_with_the_uplink_mark() {
             assert_eq!(&out[26..30], &FIBER_ADDR, "{what} is translated");
         }
         assert_eq!(too_big(&ebpf), 1);
+
+        // On the XDP path (a jumbo-frame LAN, a 1500 uplink) the XDP program, which cannot
+        // mark, hands the packet to TC instead of redirecting it into a drop.
+        let mut ebpf = fresh_dataplane();
+        Net {
+            ingress: LTE,
+            ..Net::new(scratch)
+        }
+        .apply(&mut ebpf);
+        let frame = sized(MTU + 1, IP_DF);
+        let (v, out) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &frame);
+        assert_eq!((v, &out), (verdict::PASS, &frame), "XDP hands it over");
+        let counts = dataplane::reason_counts(&ebpf).expect("read reasons");
+        assert_eq!(counts[Reason::TcPath as usize], 1);
+        let (v, _, mark) = run_tc_marked(&mut ebpf, names::PROG_LAN_TC, &frame);
+        assert_eq!((v, mark), (tc_verdict::OK, TOO_BIG_MARK | FIBER));
+        let (v, _) = run_once(&mut ebpf, names::PROG_LAN_INGRESS, &sized(MTU, IP_DF));
+        assert_eq!(v, verdict::REDIRECT, "one that fits is redirected");
     });
 }
 
