@@ -126,6 +126,8 @@ pub enum LoaderError {
     NoGateway { uplink: String, interface: String },
     #[error("the active uplink `{0}` is not one of the uplinks")]
     UnknownActive(String),
+    #[error("uplink slot {0} holds no uplink")]
+    UnknownSlot(u32),
     #[error("at most {} uplinks", nat::MAX_UPLINKS)]
     TooManyUplinks,
     #[error(
@@ -174,7 +176,8 @@ pub enum LoaderError {
 /// The loaded, attached data plane. Dropping it detaches the programs.
 pub struct Running {
     dataplane: Dataplane,
-    uplinks: Vec<(String, u32)>,
+    /// Uplinks in the spec; slot `i` is the `i`th.
+    uplink_count: u32,
     /// Each uplink's probe path as found at start (in the order of the spec).
     pub paths: Vec<Result<ProbePath, PathError>>,
     /// Each uplink as the kernel describes it at start (`usable`: carrier and a resolved
@@ -214,21 +217,20 @@ impl Drop for Running {
 }
 
 impl Running {
-    /// Makes `name` the uplink new flows take.
-    pub fn set_active(&mut self, name: &str) -> Result<(), LoaderError> {
-        let slot = self.slot(name)?;
-        self.write_policy(Policy::single(slot))
+    /// Makes the uplink in `slot` (its position in the spec) the one new flows take.
+    pub fn set_active(&mut self, slot: u32) -> Result<(), LoaderError> {
+        self.set_balanced(slot, &[])
     }
 
-    /// Makes `name` the active uplink and spreads new flows over `shares` (uplink names with
-    /// weights; one entry or none: no balancing).
-    pub fn set_balanced(&mut self, name: &str, shares: &[(&str, u32)]) -> Result<(), LoaderError> {
-        let active = self.slot(name)?;
-        let shares = shares
-            .iter()
-            .map(|(n, w)| Ok((self.slot(n)?, *w)))
-            .collect::<Result<Vec<_>, LoaderError>>()?;
-        self.write_policy(Policy::balanced(active, &shares))
+    /// Makes `active` the active uplink's slot and spreads new flows over `shares` (slots
+    /// with weights; one entry or none: no balancing).
+    pub fn set_balanced(&mut self, active: u32, shares: &[(u32, u32)]) -> Result<(), LoaderError> {
+        for slot in std::iter::once(active).chain(shares.iter().map(|&(s, _)| s)) {
+            if slot >= self.uplink_count {
+                return Err(LoaderError::UnknownSlot(slot));
+            }
+        }
+        self.write_policy(Policy::balanced(active, shares))
     }
 
     fn write_policy(&mut self, policy: Policy) -> Result<(), LoaderError> {
@@ -258,14 +260,6 @@ impl Running {
     #[must_use]
     pub fn policy(&self) -> Policy {
         self.policy
-    }
-
-    fn slot(&self, name: &str) -> Result<u32, LoaderError> {
-        self.uplinks
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, slot)| *slot)
-            .ok_or_else(|| LoaderError::UnknownActive(name.to_owned()))
     }
 
     /// The data plane's maps.
@@ -437,7 +431,8 @@ async fn load(
     if let Some(why) = &uncounted_redirects {
         warn!(%why, "redirects the kernel refuses after the XDP program are not counted");
     }
-    let mut uplinks = Vec::new();
+    // At most MAX_UPLINKS, checked with the spec.
+    let uplink_count = u32::try_from(spec.uplinks.len()).unwrap_or(nat::MAX_UPLINKS);
     let mut paths = Vec::new();
     let mut described = Vec::new();
     let mut usable = Vec::new();
@@ -463,7 +458,6 @@ async fn load(
             entry.usable &= dataplane::uplink(&ebpf, slot)?.usable;
         }
         dataplane::set_uplink(&mut ebpf, slot, entry)?;
-        uplinks.push((spec_uplink.name.clone(), slot));
         paths.push(path);
         described.push(uplink);
         usable.push(entry.usable != 0);
@@ -473,7 +467,7 @@ async fn load(
         info!(pins = %spec.pins.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(), "adopted the running data plane: its programs, NAT table and active uplink stay");
         return Ok(Running {
             dataplane: Dataplane::new(ebpf),
-            uplinks,
+            uplink_count,
             paths,
             described,
             usable,
@@ -499,7 +493,7 @@ async fn load(
     info!(lan = %spec.lan, active = %spec.active, "data plane attached");
     Ok(Running {
         dataplane: Dataplane::new(ebpf),
-        uplinks,
+        uplink_count,
         paths,
         described,
         usable,

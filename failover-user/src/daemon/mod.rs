@@ -371,17 +371,21 @@ impl Daemon {
 
     /// Writes the active uplink and the balancing shares into the data plane.
     fn write_policy(&mut self, decision: &Decision) -> bool {
-        let shares: Vec<(&str, u32)> = decision
+        let shares: Vec<(u32, u32)> = decision
             .balance
             .iter()
-            .map(|&(u, w)| (self.uplinks[u].spec.name.as_str(), w))
+            .map(|&(u, w)| (slot_of(u), w))
             .collect();
-        let active = &self.uplinks[decision.active].spec.name;
-        if let Err(e) = self.running.set_balanced(active, &shares) {
+        if let Err(e) = self.running.set_balanced(slot_of(decision.active), &shares) {
             warn!(error = %e, "writing the policy failed");
             return false;
         }
         if decision.balance.len() > 1 {
+            let shares: Vec<(&str, u32)> = decision
+                .balance
+                .iter()
+                .map(|&(u, w)| (self.uplinks[u].spec.name.as_str(), w))
+                .collect();
             info!(?shares, "new flows balanced by weight");
         }
         self.active = decision.active;
@@ -728,7 +732,7 @@ fn initial_active(
 ) -> anyhow::Result<(usize, Option<Instant>)> {
     let uplinks = config.uplinks.len();
     if !running.adopted {
-        running.set_active(&config.uplinks[first].name)?;
+        running.set_active(slot_of(first))?;
         return Ok((first, None));
     }
     let pinned = running.dataplane().policy()?.active as usize;
