@@ -14,6 +14,10 @@ pub const PROG_SINK: &str = "fob_sink";
 /// The floor for any XDP router: swap MACs, redirect through [`MAP_ROUTER_TX`].
 pub const PROG_SWAP_REDIRECT: &str = "fob_swap_redir";
 
+/// The floor for any TC router: swap MACs, `bpf_redirect` to the ifindex in
+/// [`MAP_ROUTER_TC_TX`].
+pub const PROG_TC_SWAP_REDIRECT: &str = "fob_tc_swap";
+
 /// One [`GenConfig`] at index 0.
 pub const MAP_GEN_CONFIG: &str = "fob_gen_cfg";
 /// Per-CPU [`FlowCursor`] at index 0: where the generator is in the flow cycle.
@@ -24,6 +28,8 @@ pub const MAP_GEN_TX: &str = "fob_gen_tx";
 pub const MAP_SINK_COUNT: &str = "fob_sink_cnt";
 /// Devmap whose slot 0 is the bare router's egress interface.
 pub const MAP_ROUTER_TX: &str = "fob_rtr_tx";
+/// Array whose entry 0 is the bare TC router's egress ifindex.
+pub const MAP_ROUTER_TC_TX: &str = "fob_rtr_tc_tx";
 
 /// The start of a generated frame that the generator rewrites on every run, in 8-byte words:
 /// the Ethernet, IPv4 (no options) and UDP headers (42 bytes) and the first payload bytes.

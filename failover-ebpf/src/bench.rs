@@ -16,10 +16,11 @@
 mod cursor;
 
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{TC_ACT_OK, xdp_action},
     btf_maps::{Array, DevMap, PerCpuArray},
-    macros::{btf_map, xdp},
-    programs::XdpContext,
+    helpers::bpf_redirect,
+    macros::{btf_map, classifier, xdp},
+    programs::{TcContext, XdpContext},
 };
 use failover_common::{
     bench::{FlowCursor, GenConfig, TEMPLATE_WORDS},
@@ -44,6 +45,8 @@ static SINK_COUNT: PerCpuArray<u64, 1> = PerCpuArray::new();
 /// `bench::MAP_ROUTER_TX`
 #[btf_map(name = "fob_rtr_tx")]
 static ROUTER_TX: DevMap<1> = DevMap::new();
+#[btf_map(name = "fob_rtr_tc_tx")]
+static ROUTER_TC_TX: Array<u32, 1> = Array::new();
 
 /// Harness-overhead reference: does nothing but drop.
 #[xdp]
@@ -70,6 +73,28 @@ pub fn fob_swap_redir(ctx: XdpContext) -> u32 {
 /// Traffic generator for live-frames `BPF_PROG_TEST_RUN`: moves the frame (an Ethernet/IPv4/UDP
 /// frame without IP options and with a zero UDP checksum, built by the runner) to the next
 /// flow and redirects it out of the generator's interface.
+/// The TC twin of `fob_swap_redir`: what any TC router pays for the skb path and a redirect.
+#[classifier]
+pub fn fob_tc_swap(ctx: TcContext) -> i32 {
+    const PASS: i32 = TC_ACT_OK;
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + 12 > end {
+        return PASS;
+    }
+    let Some(&ifindex) = ROUTER_TC_TX.get(0) else {
+        return PASS;
+    };
+    let macs = start as *mut [u8; 6];
+    // SAFETY: 12 bytes of packet data, bounds-checked above.
+    unsafe {
+        let dst = *macs;
+        *macs = *macs.add(1);
+        *macs.add(1) = dst;
+    }
+    // SAFETY: no preconditions; the result is the TC verdict.
+    i32::try_from(unsafe { bpf_redirect(ifindex, 0) }).unwrap_or(PASS)
+}
+
 #[xdp]
 pub fn fob_gen(ctx: XdpContext) -> u32 {
     match next_flow(&ctx) {

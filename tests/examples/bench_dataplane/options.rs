@@ -18,6 +18,8 @@ pub enum RouterKind {
     Nat,
     /// (e) The same NAT on the TC path (`fo_lan_tc`), as interfaces without XDP get it.
     NatTc,
+    /// (f) A bare TC program that swaps MACs and `bpf_redirect`s: the floor of any TC router.
+    TcFloor,
 }
 
 impl RouterKind {
@@ -29,6 +31,7 @@ impl RouterKind {
             Self::Xdp => "xdp",
             Self::Nat => "nat",
             Self::NatTc => "nat-tc",
+            Self::TcFloor => "tc-floor",
         }
     }
 
@@ -39,6 +42,7 @@ impl RouterKind {
             Self::Xdp => "(c) XDP swap+redirect (floor)",
             Self::Nat => "(d) failover NAT (XDP)",
             Self::NatTc => "(e) failover NAT (TC)",
+            Self::TcFloor => "(f) TC swap+redirect (TC floor)",
         }
     }
 }
@@ -85,7 +89,7 @@ pub struct Options {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "linux,nft,xdp,nat,nat-tc"
+        default_value = "linux,nft,xdp,nat,nat-tc,tc-floor"
     )]
     pub router: Vec<RouterKind>,
     /// Flow counts for the chain, comma-separated (the source port varies, then addresses).

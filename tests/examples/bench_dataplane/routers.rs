@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use aya::{
     Ebpf, EbpfLoader,
+    maps::Array,
     programs::{TcAttachType, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId},
 };
 use failover_common::{bench, names, nat};
@@ -64,6 +65,21 @@ pub fn prepare(kind: RouterKind) -> Result<Prepared> {
         }
         RouterKind::Nat => failover_nat()?,
         RouterKind::NatTc => failover_nat_tc()?,
+        RouterKind::TcFloor => {
+            let mut ebpf = EbpfLoader::new()
+                .load(dataplane::BENCH_OBJECT)
+                .context("loading the bench object")?;
+            let r1 = chain::ifindex(R1)?;
+            let mut egress = Array::<_, u32>::try_from(
+                ebpf.map_mut(bench::MAP_ROUTER_TC_TX)
+                    .context("the bench object has no TC router map")?,
+            )?;
+            egress.set(0, r1, 0)?;
+            Prepared::Ready(Router::Tc(TcRouter::new(
+                ebpf,
+                bench::PROG_TC_SWAP_REDIRECT,
+            )?))
+        }
     })
 }
 
@@ -81,9 +97,11 @@ fn fill_nat(ebpf: &mut Ebpf, r0: u32, r1: u32) -> Result<()> {
 fn failover_nat_tc() -> Result<Prepared> {
     let (r0, r1) = (chain::ifindex(R0)?, chain::ifindex(R1)?);
     let mut ebpf = dataplane::open(BENCH_TABLES)?;
-    dataplane::tc_program(&mut ebpf, names::PROG_LAN_TC)?;
     netns::in_netns(ROUTER_NS, || fill_nat(&mut ebpf, r0, r1))??;
-    Ok(Prepared::Ready(Router::Tc(TcRouter { ebpf, link: None })))
+    Ok(Prepared::Ready(Router::Tc(TcRouter::new(
+        ebpf,
+        names::PROG_LAN_TC,
+    )?)))
 }
 
 /// (d) The failover NAT data plane: `fo_lan_ingress` on r0 translates every flow to r1's
@@ -225,24 +243,35 @@ impl XdpRouter {
     }
 }
 
-/// The NAT's TC program on r0's ingress (a TCX link): attached for a round, detached after.
+/// A TC program on r0's ingress (a TCX link): attached for a round, detached after.
 pub struct TcRouter {
     ebpf: Ebpf,
+    program: &'static str,
     link: Option<SchedClassifierLinkId>,
 }
 
 impl TcRouter {
+    /// Loads `program` of `ebpf`, whose maps are set.
+    fn new(mut ebpf: Ebpf, program: &'static str) -> Result<Self> {
+        dataplane::tc_program(&mut ebpf, program)?;
+        Ok(Self {
+            ebpf,
+            program,
+            link: None,
+        })
+    }
+
     fn attach(&mut self) -> Result<()> {
-        let program = dataplane::tc_program(&mut self.ebpf, names::PROG_LAN_TC)?;
+        let program = dataplane::tc_program(&mut self.ebpf, self.program)?;
         let link = netns::in_netns(ROUTER_NS, || program.attach(R0.name, TcAttachType::Ingress))?
-            .with_context(|| format!("attaching {} to r0", names::PROG_LAN_TC))?;
+            .with_context(|| format!("attaching {} to r0", self.program))?;
         self.link = Some(link);
         Ok(())
     }
 
     fn detach(&mut self) -> Result<()> {
         if let Some(link) = self.link.take() {
-            dataplane::tc_program(&mut self.ebpf, names::PROG_LAN_TC)?.detach(link)?;
+            dataplane::tc_program(&mut self.ebpf, self.program)?.detach(link)?;
         }
         Ok(())
     }
