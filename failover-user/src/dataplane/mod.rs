@@ -1,4 +1,7 @@
-//! The compiled data plane: loading its object, its programs and reading its maps.
+//! The data plane as the user side sees it, and the only code there that touches aya: the
+//! compiled object, its programs and maps (this file), [`Dataplane`], the handle the running
+//! controller holds (`handle`), loading or adopting it ([`loader`]), which programs go on
+//! which interface ([`attachments`]) and what stays pinned across restarts ([`pins`]).
 
 use aya::{
     Ebpf, EbpfLoader, Pod,
@@ -14,7 +17,10 @@ use failover_common::{
 
 use crate::config::DataplaneLog;
 
+pub mod attachments;
 mod handle;
+pub mod loader;
+pub mod pins;
 #[cfg(test)]
 pub use handle::MemoryFlows;
 pub use handle::{Dataplane, FlowTable};
@@ -495,6 +501,37 @@ fn per_cpu_sums<V: Pod>(
 #[cfg(test)]
 mod tests {
     use failover_common::names;
+
+    /// Code outside this module reaches the kernel's BPF objects through it, never through
+    /// aya directly.
+    #[test]
+    fn aya_is_used_in_the_dataplane_module_only() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("reading src") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push(path);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let outside: Vec<_> = files
+            .iter()
+            .filter(|f| !f.starts_with(src.join("dataplane")))
+            .filter(|f| {
+                let text = std::fs::read_to_string(f).expect("reading a source file");
+                text.contains("aya::") || text.contains("use aya") || text.contains("aya_log::")
+            })
+            .collect();
+        assert!(
+            outside.is_empty(),
+            "aya used outside dataplane/: {outside:?}"
+        );
+    }
 
     /// The README's "Inspecting the data plane" shows a `bpftool` command for every map.
     #[test]

@@ -48,7 +48,12 @@ impl Wg {
 #[must_use = "the tunnel is removed when the link is dropped"]
 pub struct WgLink {
     processes: Vec<LabProcess>,
+    /// wireguard-go made its control-socket directory: removed again when empty.
+    made_socket_dir: bool,
 }
+
+/// Where wireguard-go puts its control sockets (one directory for every namespace).
+const SOCKET_DIR: &str = "/var/run/wireguard";
 
 impl WgLink {
     /// Builds the VPS and the tunnel; the lab must be up. Returns once a ping crosses the
@@ -58,6 +63,7 @@ impl WgLink {
         remove_vps();
         let mut link = Self {
             processes: Vec::new(),
+            made_socket_dir: !std::path::Path::new(SOCKET_DIR).exists(),
         };
         link.build().context("building the WireGuard uplink")?;
         Ok(link)
@@ -139,6 +145,10 @@ impl Drop for WgLink {
         let _ = crate::netns::sysctl(Plan::NS_INET, "net.ipv4.ip_forward", "0");
         for key in ["router", "vps"] {
             let _ = fs::remove_file(key_path(key));
+        }
+        if self.made_socket_dir {
+            // Only when empty: another WireGuard user may have come meanwhile.
+            let _ = fs::remove_dir(SOCKET_DIR);
         }
     }
 }
