@@ -12,7 +12,7 @@ use netlink_packet_route::{
     route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope},
     rule::{RuleAction, RuleAttribute},
 };
-use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
+use rtnetlink::{Handle, IpVersion, RouteMessageBuilder, RuleAddRequest};
 
 /// Errors talking to the kernel.
 #[derive(Debug, thiserror::Error)]
@@ -217,14 +217,8 @@ impl Netlink {
         table: u32,
         priority: u32,
     ) -> Result<(), NetlinkError> {
-        self.handle
-            .rule()
-            .add()
-            .v4()
+        self.lookup_rule(table, priority)
             .source_prefix(source, 32)
-            .table_id(table)
-            .priority(priority)
-            .action(RuleAction::ToTable)
             .execute()
             .await?;
         Ok(())
@@ -237,17 +231,22 @@ impl Netlink {
         table: u32,
         priority: u32,
     ) -> Result<(), NetlinkError> {
+        self.lookup_rule(table, priority)
+            .fw_mark(mark)
+            .execute()
+            .await?;
+        Ok(())
+    }
+
+    /// An IPv4 rule `lookup TABLE` at `priority`, its selector still to add.
+    fn lookup_rule(&self, table: u32, priority: u32) -> RuleAddRequest<Ipv4Addr> {
         self.handle
             .rule()
             .add()
             .v4()
-            .fw_mark(mark)
             .table_id(table)
             .priority(priority)
             .action(RuleAction::ToTable)
-            .execute()
-            .await?;
-        Ok(())
     }
 
     /// Deletes every IPv4 rule at `priority` or looking up `table`.

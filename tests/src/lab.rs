@@ -27,8 +27,8 @@ pub use fault::{Fault, active_faults, fault, heal};
 pub use guard::LabGuard;
 pub use plan::{Cidr, Iface, Isp, Mac, ParseError, Plan, Uplink, VethPair};
 pub use probe::{
-    LinkState, Neighbour, Ping, expect_within, flush_neighbours, flush_route_cache, http_get,
-    link_state, neighbour, ping, ping_once, udp_echo, wait_until,
+    LinkState, Neighbour, Ping, Trace, expect_within, flush_neighbours, flush_route_cache,
+    http_get, link_state, neighbour, ping, ping_once, traceroute, udp_echo, wait_until,
 };
 pub use router::{default_uplink, masquerade_enabled, set_default_uplink, set_masquerade};
 pub use servers::{BLOB_LEN, BLOB_SHA256, LabProcess, blob, processes, sha256_hex};

@@ -142,28 +142,9 @@ fn traceroute_sees_router_gateway_and_server() {
     }
     let _lab = LabGuard::up().expect("building the lab");
     let running = start_dataplane(Isp::Fiber);
-    let out = lab::ns_output(
-        Plan::NS_HOST1,
-        &[
-            "traceroute",
-            "-n",
-            "-q",
-            "1",
-            "-w",
-            "2",
-            "-m",
-            "6",
-            &Plan::SERVER.to_string(),
-        ],
-    )
-    .expect("running traceroute");
+    let lab::Trace { output: out, hops } =
+        lab::traceroute(Plan::NS_HOST1, Plan::SERVER).expect("running traceroute");
     assert!(out.success(), "traceroute failed: {}", out.all_output());
-    let hops: Vec<String> = out
-        .stdout
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().nth(1).map(str::to_owned))
-        .collect();
     let expected = [
         Plan::ROUTER_LAN.ip(),
         Plan::FIBER.gateway.ip(),

@@ -14,11 +14,33 @@ use failover_tests::{
     privilege::skip_unless_root,
     stream::{self, EchoStream},
 };
+use failover_user::control::UplinkReport;
 
 const HOST: &str = Plan::NS_HOST1;
 const MOVE_TIMEOUT: Duration = Duration::from_secs(15);
 /// A restart that adopts the data plane interrupts nothing; room for a slow echo.
 const MAX_RESTART_GAP: Duration = Duration::from_millis(500);
+
+/// The lab, the uplink `link` makes (interface `uplink`), and the controller managing fiber
+/// and then that uplink, fiber carrying; dropped in reverse (the controller first).
+fn start<L>(uplink: &str, link: impl FnOnce() -> anyhow::Result<L>) -> (LabGuard, L, DaemonGuard) {
+    let lab = LabGuard::up().expect("building the lab");
+    let link = link().unwrap_or_else(|e| panic!("the {uplink} uplink: {e:#}"));
+    let daemon = DaemonGuard::start_with_uplinks(&[Plan::FIBER.router.name, uplink], "")
+        .expect("starting failover run");
+    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
+    (lab, link, daemon)
+}
+
+/// The controller's status of `uplink`.
+fn report_of(daemon: &DaemonGuard, uplink: &str) -> UplinkReport {
+    let status = daemon.status().expect("status");
+    status
+        .uplinks
+        .into_iter()
+        .find(|u| u.name == uplink)
+        .expect("the uplink is managed")
+}
 
 /// A LAN host's ordinary traffic through the uplink whose address is `source` and whose
 /// far end (the first hop after the router) is `next_hop`.
@@ -39,48 +61,21 @@ fn assert_everything_works_through(source: Ipv4Addr, next_hop: Ipv4Addr) {
     let ping = lab::ping(HOST, Plan::SERVER, &["-c", "3", "-i", "0.2", "-W", "2"]).expect("ping");
     assert!(ping.all_answered(), "{}", ping.output.all_output());
 
-    let trace = lab::ns_output(
-        HOST,
-        &[
-            "traceroute",
-            "-n",
-            "-q",
-            "1",
-            "-w",
-            "2",
-            "-m",
-            "6",
-            &Plan::SERVER.to_string(),
-        ],
-    )
-    .expect("running traceroute");
-    let hops: Vec<&str> = trace
-        .stdout
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_whitespace().nth(1))
-        .collect();
+    let trace = lab::traceroute(HOST, Plan::SERVER).expect("running traceroute");
+    let hops = &trace.hops;
     let router = Plan::ROUTER_LAN.ip().to_string();
     let (next_hop, server) = (next_hop.to_string(), Plan::SERVER.to_string());
     assert!(
-        hops.len() >= 3
-            && hops[0] == router
-            && hops[1] == next_hop
-            && hops.last() == Some(&server.as_str()),
+        hops.len() >= 3 && hops[0] == router && hops[1] == next_hop && hops.last() == Some(&server),
         "router, {next_hop}, ..., server:\n{}",
-        trace.all_output()
+        trace.output.all_output()
     );
 }
 
 /// fiber's gateway goes silent under a download: the download is reset, new flows and a UDP
 /// stream move to `uplink` (address `source`), where the uplink's data path is TC.
 fn assert_fails_over_from_fiber(daemon: &DaemonGuard, uplink: &str, source: Ipv4Addr) {
-    let status = daemon.status().expect("status");
-    let report = status
-        .uplinks
-        .iter()
-        .find(|u| u.name == uplink)
-        .expect("the uplink is managed");
+    let report = report_of(daemon, uplink);
     assert_eq!(report.state, "up", "{report:?}");
     let datapath = report.datapath.as_deref().unwrap_or_default();
     assert!(
@@ -119,12 +114,7 @@ fn assert_fails_over_from_fiber(daemon: &DaemonGuard, uplink: &str, source: Ipv4
 
 /// The data plane (not the kernel) translated the uplink's packets, and no redirect failed.
 fn assert_carried_by_the_data_plane(daemon: &DaemonGuard, uplink: &str) {
-    let status = daemon.status().expect("status");
-    let report = status
-        .uplinks
-        .iter()
-        .find(|u| u.name == uplink)
-        .expect("the uplink is managed");
+    let report = report_of(daemon, uplink);
     assert!(
         report.packets_out > 100 && report.packets_in > 100,
         "{report:?}"
@@ -166,12 +156,7 @@ fn fails_over_from_fiber_to_a_raw_ip_uplink() {
     if skip_unless_root("fails_over_from_fiber_to_a_raw_ip_uplink") {
         return;
     }
-    let _lab = LabGuard::up().expect("building the lab");
-    let _wwan = TunLink::up().expect("the raw-IP uplink");
-    let mut daemon =
-        DaemonGuard::start_with_uplinks(&[Plan::FIBER.router.name, RawIp::ROUTER_DEV], "")
-            .expect("starting failover run");
-    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
+    let (_lab, _wwan, mut daemon) = start(RawIp::ROUTER_DEV, TunLink::up);
 
     assert_fails_over_from_fiber(&daemon, RawIp::ROUTER_DEV, RawIp::ROUTER_IP);
     assert_everything_works_through(RawIp::ROUTER_IP, RawIp::ISP_IP);
@@ -214,12 +199,7 @@ fn fails_over_from_fiber_to_a_wireguard_uplink() {
     if skip_unless_root("fails_over_from_fiber_to_a_wireguard_uplink") {
         return;
     }
-    let _lab = LabGuard::up().expect("building the lab");
-    let _wg = WgLink::up().expect("the WireGuard uplink");
-    let mut daemon =
-        DaemonGuard::start_with_uplinks(&[Plan::FIBER.router.name, Wg::ROUTER_DEV], "")
-            .expect("starting failover run");
-    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
+    let (_lab, _wg, mut daemon) = start(Wg::ROUTER_DEV, WgLink::up);
 
     assert_fails_over_from_fiber(&daemon, Wg::ROUTER_DEV, Wg::ROUTER_IP);
     assert_everything_works_through(Wg::ROUTER_IP, Wg::VPS_TUNNEL_IP);

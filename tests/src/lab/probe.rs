@@ -159,6 +159,27 @@ pub fn ping(ns: &str, dst: Ipv4Addr, options: &[&str]) -> Result<Ping> {
     })
 }
 
+/// What `traceroute` printed, and the address of each hop in order.
+pub struct Trace {
+    pub output: Captured,
+    pub hops: Vec<String>,
+}
+
+/// Traces the route from `ns` to `dst`: one probe per hop, a 2 s wait, at most 6 hops.
+pub fn traceroute(ns: &str, dst: Ipv4Addr) -> Result<Trace> {
+    let output = Cmd::in_ns(ns, "traceroute")
+        .args(["-n", "-q", "1", "-w", "2", "-m", "6"])
+        .arg(dst.to_string())
+        .output()?;
+    let hops = output
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1).map(str::to_owned))
+        .collect();
+    Ok(Trace { output, hops })
+}
+
 /// One ping with a one-second wait: is `dst` reachable from `ns` right now?
 pub fn ping_once(ns: &str, dst: Ipv4Addr) -> Result<bool> {
     Ok(ping(ns, dst, &["-c", "1", "-W", "1"])?.all_answered())

@@ -187,6 +187,14 @@ fn add_routes() -> Result<()> {
     Ok(())
 }
 
+/// Gives `dev` in `ns` the address `ip/24` and brings it up (the links tests add).
+pub(crate) fn address_up(ns: &str, dev: &str, ip: std::net::Ipv4Addr) -> Result<()> {
+    Cmd::ip(ns)
+        .args(["addr", "add", &format!("{ip}/24"), "dev", dev])
+        .run()?;
+    set_up(ns, dev)
+}
+
 fn set_up(ns: &str, dev: &str) -> Result<()> {
     Cmd::ip(ns)
         .args(["link", "set", "dev", dev, "up"])

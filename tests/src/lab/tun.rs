@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 
 use super::cmd::Cmd;
 use super::plan::Plan;
+use super::topology;
 use crate::netns;
 
 /// `TUNSETIFF`: `_IOW('T', 202, int)`.
@@ -142,15 +143,11 @@ fn spawn_copy(
 }
 
 fn configure() -> Result<()> {
-    let cidr = |ip: Ipv4Addr| format!("{ip}/24");
     for (ns, dev, ip) in [
         (Plan::NS_ROUTER, RawIp::ROUTER_DEV, RawIp::ROUTER_IP),
         (Plan::NS_ISP_LTE, RawIp::ISP_DEV, RawIp::ISP_IP),
     ] {
-        Cmd::ip(ns)
-            .args(["addr", "add", &cidr(ip), "dev", dev])
-            .run()?;
-        Cmd::ip(ns).args(["link", "set", "dev", dev, "up"]).run()?;
+        topology::address_up(ns, dev, ip)?;
     }
     // A modem's default route is a device route: no gateway to resolve.
     Cmd::ip(Plan::NS_ROUTER)

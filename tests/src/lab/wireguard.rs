@@ -107,11 +107,9 @@ impl WgLink {
             (Wg::NS_VPS, Wg::VPS_DEV, Wg::VPS_TUNNEL_IP),
         ] {
             Cmd::ip(ns)
-                .args(["addr", "add", &format!("{ip}/24"), "dev", dev])
+                .args(["link", "set", "dev", dev, "mtu", &mtu])
                 .run()?;
-            Cmd::ip(ns)
-                .args(["link", "set", "dev", dev, "mtu", &mtu, "up"])
-                .run()?;
+            topology::address_up(ns, dev, ip)?;
         }
         // The tunnel's packets leave through lte, which this test leaves to the kernel.
         Cmd::ip(Plan::NS_ROUTER)
@@ -169,10 +167,7 @@ fn add_vps() -> Result<()> {
         (Plan::NS_INET, "vps", Wg::INET_SIDE_IP),
         (Wg::NS_VPS, "inet", Wg::VPS_IP),
     ] {
-        Cmd::ip(ns)
-            .args(["addr", "add", &format!("{ip}/24"), "dev", dev])
-            .run()?;
-        Cmd::ip(ns).args(["link", "set", "dev", dev, "up"]).run()?;
+        topology::address_up(ns, dev, ip)?;
     }
     Cmd::ip(Wg::NS_VPS)
         .args([
