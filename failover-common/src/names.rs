@@ -51,13 +51,16 @@ pub const MAP_FLOW_CACHE: &str = "fo_flow_cache";
 pub const MAP_BINDINGS: &str = "fo_bindings";
 /// Reverse index of the bindings: [`crate::nat::ReverseKey`] to [`crate::nat::Binding`].
 pub const MAP_REVERSE: &str = "fo_reverse";
+/// Port forwards: [`crate::nat::ReverseKey`] (uplink, protocol, external port) to
+/// [`crate::nat::ForwardTarget`], written by the controller from `[[forward]]`.
+pub const MAP_FORWARDS: &str = "fo_forwards";
 /// Per LAN host: [`crate::limits::HostKey`] to [`crate::limits::HostUsage`].
 pub const MAP_HOSTS: &str = "fo_hosts";
 /// The one [`crate::limits::HostLimits`].
 pub const MAP_HOST_LIMITS: &str = "fo_host_limits";
 
 /// Every map of the data plane: all are pinned, so a restarted controller finds its state.
-pub const MAPS: [&str; 14] = [
+pub const MAPS: [&str; 15] = [
     MAP_CLASS_STATS,
     MAP_REASONS,
     MAP_UPLINK_COUNTERS,
@@ -70,6 +73,7 @@ pub const MAPS: [&str; 14] = [
     MAP_FLOW_CACHE,
     MAP_BINDINGS,
     MAP_REVERSE,
+    MAP_FORWARDS,
     MAP_HOSTS,
     MAP_HOST_LIMITS,
 ];

@@ -202,7 +202,32 @@ pub struct Flow {
     pub ext_port: [u8; 2],
     /// One of [`tcp_state`].
     pub state: u8,
-    pub _pad: u8,
+    /// One of [`flow_origin`].
+    pub origin: u8,
+}
+
+/// Who opened a flow.
+pub mod flow_origin {
+    /// A LAN host, through the uplink the policy chose; its external port is a binding's.
+    pub const OUTBOUND: u8 = 0;
+    /// A remote, through a port forward of the uplink it arrived on: the flow keeps that
+    /// uplink whatever the active one is (reply affinity), and never moves to another.
+    pub const FORWARDED: u8 = 1;
+}
+
+/// Capacity of the port-forward table: forwarded (uplink, protocol, port) triples, port
+/// ranges counted port by port.
+pub const FORWARD_ENTRIES: u32 = 8192;
+
+/// Where a forwarded port leads (the value of `names::MAP_FORWARDS`, keyed by a
+/// [`ReverseKey`]: the uplink, the protocol and the external port).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ForwardTarget {
+    pub lan_addr: [u8; 4],
+    /// Network byte order.
+    pub lan_port: [u8; 2],
+    pub _pad: [u8; 2],
 }
 
 /// Slots per CPU of the flow cache in front of `fo_flows` (a power of two).
@@ -454,6 +479,7 @@ mod pod {
     unsafe impl aya::Pod for super::BindingKey {}
     unsafe impl aya::Pod for super::ReverseKey {}
     unsafe impl aya::Pod for super::Binding {}
+    unsafe impl aya::Pod for super::ForwardTarget {}
 }
 
 #[cfg(test)]

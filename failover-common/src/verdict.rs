@@ -66,9 +66,15 @@ pub enum Reason {
     /// ([`crate::nat::TOO_BIG_MARK`]), which answers "fragmentation needed" (path-MTU
     /// discovery across a tunnel) and sends nothing on.
     TooBig = 24,
+    /// On an uplink, a new connection to a forwarded port: translated to the forward's LAN
+    /// host, with a flow bound to this uplink.
+    ForwardOpened = 25,
+    /// On an uplink the controller does not let flows use, a new connection to a forwarded
+    /// port: dropped (a forward on a down uplink answers nothing).
+    ForwardDown = 26,
 }
 
-pub const REASON_COUNT: u32 = 25;
+pub const REASON_COUNT: u32 = 27;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -97,6 +103,8 @@ impl Reason {
         Reason::HostPortLimit,
         Reason::TcPath,
         Reason::TooBig,
+        Reason::ForwardOpened,
+        Reason::ForwardDown,
     ];
 
     #[must_use]
@@ -127,6 +135,8 @@ impl Reason {
             Reason::HostPortLimit => "host-port-limit",
             Reason::TcPath => "tc-path",
             Reason::TooBig => "too-big",
+            Reason::ForwardOpened => "forward-opened",
+            Reason::ForwardDown => "forward-down",
         }
     }
 }

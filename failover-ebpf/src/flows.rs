@@ -9,7 +9,7 @@ use failover_common::{
     nat::{
         Binding, BindingKey, CachedFlow, FLOW_CACHE_SLOTS, FLOW_CACHE_TTL_NS, Flow, FlowKey,
         MAX_UPLINKS, NO_UPLINK, PORT_PROBES, REVERSE_REFRESH_NS, ReverseKey, Uplink, binding_hash,
-        binding_timeout_ns, candidate_port, expired, flow_cache_slot, flow_timeout_ns,
+        binding_timeout_ns, candidate_port, expired, flow_cache_slot, flow_origin, flow_timeout_ns,
         next_tcp_state, tcp_flag, tcp_state,
     },
     verdict::Reason,
@@ -17,7 +17,7 @@ use failover_common::{
 
 use crate::{
     host_limits,
-    maps::{BINDINGS, FLOW_CACHE, FLOWS, POLICY, REVERSE, UPLINKS},
+    maps::{BINDINGS, FLOW_CACHE, FLOWS, FORWARDS, POLICY, REVERSE, UPLINKS},
 };
 
 /// Nanoseconds per kernel tick, set by the loader (`names::GLOBAL_NS_PER_TICK`).
@@ -144,14 +144,21 @@ fn steer_through_table(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steerin
         );
         let uplink = usable_uplink(flow.uplink);
         let leaving = uplink.is_none() || flow.state == tcp_state::MOVED;
+        let forwarded = flow.origin == flow_origin::FORWARDED;
         if live && leaving && must_reset(key.proto, flow.state, tcp_flags) {
             let _ = FLOWS.remove(key);
             return Err(Reason::ResetToClient);
         }
+        // A reply to a forwarded connection means something only through the uplink the
+        // remote reached: it never takes another.
+        if live && leaving && forwarded {
+            return Err(Reason::NoUplink);
+        }
+        // A forwarded flow's port is the forward's, which no binding can take.
         if live
             && !leaving
             && let Some(uplink) = uplink
-            && reverse_still_ours(flow, key, now)
+            && (forwarded || reverse_still_ours(flow, key, now))
         {
             flow.last_seen_ns = now;
             flow.state = next_tcp_state(flow.state, tcp_flags, true);
@@ -190,7 +197,7 @@ fn steer_through_table(key: &FlowKey, tcp_flags: u8, now: u64) -> Result<Steerin
         uplink: slot,
         ext_port,
         state,
-        _pad: 0,
+        origin: flow_origin::OUTBOUND,
     };
     // An LRU map makes room by evicting the least recently used flow; it cannot fail for
     // lack of space, so a failed insert only means a concurrent insert of the same flow.
@@ -366,4 +373,91 @@ pub fn match_inbound(
     flow.state = next_tcp_state(flow.state, tcp_flags, false);
     entry.last_seen_ns = now;
     Ok(key)
+}
+
+/// An inbound packet as the flow tables see it: the uplink it arrived on and its ends.
+#[derive(Clone, Copy)]
+pub struct Inbound {
+    pub slot: u32,
+    pub proto: u8,
+    /// The uplink's port it is for (network byte order).
+    pub ext_port: [u8; 2],
+    pub remote_addr: [u8; 4],
+    pub remote_port: [u8; 2],
+}
+
+/// The LAN end of an inbound packet for a forwarded port: the forward's flow with that
+/// remote, created for a connection's first packet (a TCP SYN, or any UDP datagram) when
+/// the uplink is usable. `tcp_flags` is `None` for an ICMP error quoting a packet of the
+/// flow, which never opens one. Updates the flow's state and time. `Ok((key, true))` when
+/// the flow was created. Not inlined: the uplink programs call it from two places, and the
+/// verifier then walks one copy.
+#[inline(always)]
+pub fn match_forward(
+    packet: &Inbound,
+    tcp_flags: Option<u8>,
+    now: u64,
+) -> Result<(FlowKey, bool), Reason> {
+    let Inbound {
+        slot,
+        ext_port,
+        remote_addr,
+        proto,
+        remote_port,
+    } = *packet;
+    let fkey = reverse_key(ext_port, proto, slot);
+    // SAFETY: a map value read by copy.
+    let target = unsafe { FORWARDS.get(fkey) }
+        .copied()
+        .ok_or(Reason::NoMapping)?;
+    // Padding zeroed through Default: hash maps compare keys byte for byte.
+    let key = FlowKey {
+        lan_addr: target.lan_addr,
+        lan_port: target.lan_port,
+        remote_addr,
+        remote_port,
+        proto,
+        ..FlowKey::default()
+    };
+    if let Some(flow) = FLOWS.get_ptr_mut(key) {
+        // SAFETY: a map value pointer.
+        let flow = unsafe { &mut *flow };
+        if !expired(flow.last_seen_ns, flow_timeout_ns(proto, flow.state), now) {
+            // The same two ends already talk through another uplink or port: that flow
+            // stays (a packet claiming to open it again through here is not its).
+            if flow.uplink != slot || flow.ext_port != ext_port {
+                return Err(Reason::NoFlow);
+            }
+            flow.last_seen_ns = now;
+            flow.state = next_tcp_state(flow.state, tcp_flags.unwrap_or(0), false);
+            return Ok((key, false));
+        }
+    }
+    // Only a connection's opening packet makes a flow: a stray segment of one the router
+    // no longer tracks goes to the kernel, which answers it.
+    let Some(tcp_flags) = tcp_flags else {
+        return Err(Reason::NoFlow);
+    };
+    if proto == ip_proto::TCP
+        && tcp_flags & (tcp_flag::SYN | tcp_flag::ACK | tcp_flag::RST) != tcp_flag::SYN
+    {
+        return Err(Reason::NoFlow);
+    }
+    if usable_uplink(slot).is_none() {
+        return Err(Reason::ForwardDown);
+    }
+    let flow = Flow {
+        last_seen_ns: now,
+        reverse_seen_ns: now,
+        uplink: slot,
+        ext_port,
+        state: if proto == ip_proto::TCP {
+            next_tcp_state(tcp_state::OPENING, tcp_flags, false)
+        } else {
+            tcp_state::OPENING
+        },
+        origin: flow_origin::FORWARDED,
+    };
+    let _ = FLOWS.insert(key, flow, u64::from(BPF_ANY));
+    Ok((key, true))
 }

@@ -78,7 +78,7 @@ pub fn translate<P: Program>(
         return Err(Reason::NoMapping);
     }
     let ext_port = ports[port_index];
-    let flow = flows::match_inbound(
+    let flow = match flows::match_inbound(
         slot,
         inner.proto,
         ext_port,
@@ -86,7 +86,23 @@ pub fn translate<P: Program>(
         remote_port,
         0,
         now,
-    )?;
+    ) {
+        Ok(flow) => flow,
+        // About a reply of a forwarded connection.
+        Err(unmatched @ (Reason::NoMapping | Reason::NoFlow)) => {
+            let packet = flows::Inbound {
+                slot,
+                proto: inner.proto,
+                ext_port,
+                remote_addr: inner.dst_addr,
+                remote_port,
+            };
+            flows::match_forward(&packet, None, now)
+                .map_err(|_| unmatched)?
+                .0
+        }
+        Err(other) => return Err(other),
+    };
 
     let mut outer = word(icmp.check);
     // Embedded source address, and the embedded IPv4 checksum that covers it.

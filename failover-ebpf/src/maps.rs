@@ -3,7 +3,7 @@
 //! loader looks every map up by the constant, so a mismatch fails loudly at load).
 
 use aya_ebpf::{
-    btf_maps::{Array, DevMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, DevMap, HashMap, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use failover_common::{
@@ -11,7 +11,8 @@ use failover_common::{
     limits::{HOST_ENTRIES, HostKey, HostLimits, HostUsage},
     nat::{
         BINDING_ENTRIES, Binding, BindingKey, CachedFlow, DEVICE_SLOTS, FLOW_CACHE_SLOTS,
-        FLOW_ENTRIES, Flow, FlowKey, Lan, MAX_UPLINKS, Policy, ReverseKey, Uplink,
+        FLOW_ENTRIES, FORWARD_ENTRIES, Flow, FlowKey, ForwardTarget, Lan, MAX_UPLINKS, Policy,
+        ReverseKey, Uplink,
     },
     verdict::{REASON_COUNT, RedirectFailures, UplinkCounters},
 };
@@ -70,6 +71,11 @@ pub static BINDINGS: LruHashMap<BindingKey, Binding, { BINDING_ENTRIES as usize 
 #[btf_map(name = "fo_reverse")]
 pub static REVERSE: LruHashMap<ReverseKey, Binding, { BINDING_ENTRIES as usize }> =
     LruHashMap::new();
+
+/// `names::MAP_FORWARDS`: a plain hash, since only the controller adds and removes forwards.
+#[btf_map(name = "fo_forwards")]
+pub static FORWARDS: HashMap<ReverseKey, ForwardTarget, { FORWARD_ENTRIES as usize }> =
+    HashMap::new();
 
 /// `names::MAP_HOSTS`: what each LAN host holds and was refused (`failover_common::limits`).
 #[btf_map(name = "fo_hosts")]

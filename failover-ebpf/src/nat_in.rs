@@ -52,15 +52,41 @@ pub fn translate<P: Program>(ctx: &P) -> Result<u32, Reason> {
     } else {
         // SAFETY: bounds-checked at parse time.
         let ext_port = unsafe { *l4.dst_port };
-        let flow = flows::match_inbound(
+        let remote_port = l4.remote_port(true);
+        let flow = match flows::match_inbound(
             slot,
             l4.proto,
             ext_port,
             ip.src_addr,
-            l4.remote_port(true),
+            remote_port,
             l4.tcp_flags,
             now,
-        )?;
+        ) {
+            Ok(flow) => flow,
+            // Not a reply to a LAN host's flow: a forwarded port's connection, or the
+            // router's own traffic.
+            Err(unmatched @ (Reason::NoMapping | Reason::NoFlow)) => {
+                let packet = flows::Inbound {
+                    slot,
+                    proto: l4.proto,
+                    ext_port,
+                    remote_addr: ip.src_addr,
+                    remote_port,
+                };
+                match flows::match_forward(&packet, Some(l4.tcp_flags), now) {
+                    Ok((flow, opened)) => {
+                        if opened {
+                            reason = Reason::ForwardOpened;
+                        }
+                        flow
+                    }
+                    Err(Reason::ForwardDown) => return Ok(verdict(P::DROP, Reason::ForwardDown)),
+                    Err(Reason::NoMapping) => return Err(unmatched),
+                    Err(other) => return Err(other),
+                }
+            }
+            Err(other) => return Err(other),
+        };
         l4.set_port(ctx, l4.dst_port, flow.lan_port);
         if l4.tcp_flags & tcp_flag::SYN != 0 && uplink.mss != 0 {
             mss::clamp(ctx, &l4, uplink.mss, frame.ip_end);

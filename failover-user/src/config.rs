@@ -25,10 +25,15 @@
 //! meets an invalid file reports it and keeps running with the config it has.
 
 mod error;
+mod forward;
 mod summary;
 mod validate;
 
 pub use error::{ConfigError, Problem};
+pub use forward::{
+    ForwardConfig, ForwardEntry, ForwardProto, ForwardTo, PortSpan, reachability_warning,
+    unreachable_from_internet,
+};
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
@@ -51,6 +56,10 @@ pub struct Config {
     /// The uplinks, in order of preference unless `priority` says otherwise.
     #[serde(rename = "uplink")]
     pub uplinks: Vec<UplinkConfig>,
+    /// Ports of the uplinks' addresses that lead to LAN hosts (servers reachable from the
+    /// internet); default none.
+    #[serde(rename = "forward", default)]
+    pub forwards: Vec<ForwardConfig>,
     #[serde(default)]
     pub health: HealthConfig,
     #[serde(default)]
@@ -115,6 +124,10 @@ pub struct UplinkConfig {
     /// The interface's data path: `"auto"` (from what the kernel says), `"xdp"` or `"tc"`.
     #[serde(default)]
     pub datapath: crate::datapath::Mode,
+    /// The address the internet reaches this uplink's forwards at, when it is not the
+    /// interface's own: a tunnel to a host with a public address that forwards the ports into
+    /// it (the way out of carrier-grade NAT); default: the interface's address.
+    pub public_address: Option<Ipv4Addr>,
     /// `ports` parsed, filled in by validation so users of the config never parse it again.
     #[serde(skip)]
     port_range: (u16, u16),
@@ -143,6 +156,20 @@ impl UplinkConfig {
     #[must_use]
     pub fn port_range(&self) -> (u16, u16) {
         self.port_range
+    }
+}
+
+impl Config {
+    /// Every entry of the data plane's forward table, from `[[forward]]`.
+    #[must_use]
+    pub fn forward_entries(&self) -> Vec<ForwardEntry> {
+        forward::entries(&self.forwards, &self.uplink_names())
+    }
+
+    /// The uplinks' names, in slot order.
+    #[must_use]
+    pub fn uplink_names(&self) -> Vec<&str> {
+        self.uplinks.iter().map(|u| u.name.as_str()).collect()
     }
 }
 

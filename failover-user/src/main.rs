@@ -229,6 +229,9 @@ fn check_config(file: &Path) -> ExitCode {
     match config::load(file) {
         Ok(config) => {
             println!("{}: ok\n{}", file.display(), config.summary());
+            for warning in forward_warnings(&config) {
+                println!("{warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -236,6 +239,51 @@ fn check_config(file: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Forwards the internet cannot reach: on an uplink whose address (read from its interface
+/// when present on this machine, or its `public_address`) is carrier-grade NAT or private.
+fn forward_warnings(config: &config::Config) -> Vec<String> {
+    if config.forwards.is_empty() {
+        return Vec::new();
+    }
+    let names = config.uplink_names();
+    let addresses: Vec<Option<(std::net::Ipv4Addr, bool)>> = match runtime() {
+        Ok(runtime) => runtime.block_on(async {
+            let netlink = failover_user::netlink::Netlink::connect().ok();
+            let mut found = Vec::new();
+            for uplink in &config.uplinks {
+                let address = match (uplink.public_address, &netlink) {
+                    (Some(public), _) => Some((public, true)),
+                    (None, Some(netlink)) => match netlink.link(&uplink.interface).await {
+                        Ok(link) => netlink
+                            .ipv4(link.index)
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|(a, _)| (a, false)),
+                        Err(_) => None,
+                    },
+                    (None, None) => None,
+                };
+                found.push(address);
+            }
+            found
+        }),
+        Err(_) => return Vec::new(),
+    };
+    let mut warnings = Vec::new();
+    for forward in &config.forwards {
+        for index in forward.uplink_indices(&names) {
+            if let Some(Some((addr, public))) = addresses.get(index)
+                && let Some(warning) =
+                    config::reachability_warning(&forward.name, names[index], *addr, *public)
+            {
+                warnings.push(warning);
+            }
+        }
+    }
+    warnings
 }
 
 /// `failover detach`: only when no controller is running (it would keep using the maps).

@@ -29,6 +29,9 @@ impl Capture {
             .args([
                 "-n",
                 "-U",
+                // Without it, packets wait in the capture ring for up to a second and a
+                // capture stopped right after a short exchange reads nothing.
+                "--immediate-mode",
                 "-Z",
                 "root",
                 "-Q",

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod http;
 pub mod interrupt;
 pub mod lab;
+pub mod lan_server;
 pub mod model;
 pub mod netns;
 pub mod privilege;

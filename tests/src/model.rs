@@ -64,10 +64,10 @@ use failover_common::{
         ip_proto, stat_index,
     },
     nat::{
-        Binding, BindingKey, DEVICE_SLOTS, Flow, FlowKey, LAN_SLOT, Lan, MAX_UPLINKS, PORT_PROBES,
-        Policy, ReverseKey, Uplink, binding_hash, binding_timeout_ns, candidate_port, expired,
-        flow_cache_slot, flow_timeout_ns, in_subnet, is_special_destination, next_tcp_state,
-        tcp_flag, tcp_state, timeout,
+        Binding, BindingKey, DEVICE_SLOTS, Flow, FlowKey, ForwardTarget, LAN_SLOT, Lan,
+        MAX_UPLINKS, PORT_PROBES, Policy, ReverseKey, Uplink, binding_hash, binding_timeout_ns,
+        candidate_port, expired, flow_cache_slot, flow_origin, flow_timeout_ns, in_subnet,
+        is_special_destination, next_tcp_state, tcp_flag, tcp_state, timeout,
     },
     verdict::{REASON_COUNT, Reason, UplinkCounters},
 };
@@ -208,6 +208,8 @@ pub struct Model {
     pub flows: HashMap<FlowKey, Flow>,
     pub bindings: HashMap<BindingKey, Binding>,
     pub reverse: HashMap<ReverseKey, Binding>,
+    /// Port forwards (`fo_forwards`), as the controller wrote them.
+    pub forwards: HashMap<ReverseKey, ForwardTarget>,
     pub reasons: [u64; REASON_COUNT as usize],
     pub class_stats: [u64; CLASS_STATS_ENTRIES as usize],
     pub uplink_counters: [UplinkCounters; MAX_UPLINKS as usize],
@@ -229,6 +231,7 @@ impl Default for Model {
             flows: HashMap::new(),
             bindings: HashMap::new(),
             reverse: HashMap::new(),
+            forwards: HashMap::new(),
             reasons: [0; REASON_COUNT as usize],
             class_stats: [0; CLASS_STATS_ENTRIES as usize],
             uplink_counters: [UplinkCounters::default(); MAX_UPLINKS as usize],
@@ -716,16 +719,21 @@ impl Model {
                 let flow = self.translate_icmp_error(packet, slot, now)?;
                 (flow, Reason::IcmpErrorTranslated)
             } else {
-                let flow = self.translate_reply(packet, transport, slot, uplink, now)?;
-                (flow, Reason::TranslatedIn)
+                match self.translate_reply(packet, transport, slot, uplink, now) {
+                    Ok(found) => found,
+                    // A forward on an uplink flows may not use answers nothing.
+                    Err(Reason::ForwardDown) => return Ok((Verdict::Drop, Reason::ForwardDown)),
+                    Err(reason) => return Err(reason),
+                }
             };
         packet.replace_ip_addr(ipv4::DST, transport, flow.lan_addr);
         self.count_uplink(slot, packet.bytes.len(), false);
         self.forward_to_lan(packet, fib, reason)
     }
 
-    /// A reply (TCP, UDP or ICMP echo reply) to a translated flow: its destination port back
-    /// to the LAN host's.
+    /// A reply (TCP, UDP or ICMP echo reply) to a translated flow, or a packet of a
+    /// connection to a forwarded port: its destination port to the LAN host's. Says whether
+    /// the packet opened a forwarded connection.
     fn translate_reply(
         &mut self,
         packet: &mut Packet,
@@ -733,16 +741,31 @@ impl Model {
         slot: u32,
         uplink: Uplink,
         now: u64,
-    ) -> Result<FlowKey, Reason> {
-        let flow = self.match_inbound(
+    ) -> Result<(FlowKey, Reason), Reason> {
+        let ext_port = packet.field(transport.dst_port_at);
+        let remote_addr = packet.ip_addr(ipv4::SRC);
+        let remote = remote_port(packet, transport, transport.src_port_at);
+        let (flow, reason) = match self.match_inbound(
             slot,
             transport.proto,
-            packet.field(transport.dst_port_at),
-            packet.ip_addr(ipv4::SRC),
-            remote_port(packet, transport, transport.src_port_at),
+            ext_port,
+            remote_addr,
+            remote,
             transport.tcp_flags,
             now,
-        )?;
+        ) {
+            Ok(flow) => (flow, Reason::TranslatedIn),
+            Err(unmatched @ (Reason::NoMapping | Reason::NoFlow)) => {
+                let inbound = (slot, transport.proto, ext_port, remote_addr, remote);
+                match self.match_forward(inbound, Some(transport.tcp_flags), now) {
+                    Ok((flow, true)) => (flow, Reason::ForwardOpened),
+                    Ok((flow, false)) => (flow, Reason::TranslatedIn),
+                    Err(Reason::NoMapping) => return Err(unmatched),
+                    Err(reason) => return Err(reason),
+                }
+            }
+            Err(reason) => return Err(reason),
+        };
         packet.replace_u16(
             transport.dst_port_at,
             transport.check_at,
@@ -752,7 +775,70 @@ impl Model {
         if transport.tcp_flags & tcp_flag::SYN != 0 && uplink.mss != 0 {
             clamp_mss(packet, transport, uplink.mss);
         }
-        Ok(flow)
+        Ok((flow, reason))
+    }
+
+    /// The forward's flow for an inbound packet (`slot`, protocol, external port, remote
+    /// address and port) to a forwarded port, created by a connection's first packet (TCP
+    /// SYN alone, or any UDP datagram; `tcp_flags` is `None` for an ICMP error, which opens
+    /// nothing) while the uplink is usable. Says whether it was created.
+    fn match_forward(
+        &mut self,
+        (slot, proto, ext_port, remote_addr, remote_port): (u32, u8, [u8; 2], [u8; 4], [u8; 2]),
+        tcp_flags: Option<u8>,
+        now: u64,
+    ) -> Result<(FlowKey, bool), Reason> {
+        let target = *self
+            .forwards
+            .get(&reverse_key(ext_port, proto, slot))
+            .ok_or(Reason::NoMapping)?;
+        let key = FlowKey {
+            lan_addr: target.lan_addr,
+            remote_addr,
+            lan_port: target.lan_port,
+            remote_port,
+            proto,
+            _pad: [0; 3],
+        };
+        if let Some(flow) = self.flows.get_mut(&key)
+            && !expired(flow.last_seen_ns, flow_timeout_ns(proto, flow.state), now)
+        {
+            // A live flow of the same ends through another uplink or port stays.
+            if flow.uplink != slot || flow.ext_port != ext_port {
+                return Err(Reason::NoFlow);
+            }
+            flow.last_seen_ns = now;
+            flow.state = next_tcp_state(flow.state, tcp_flags.unwrap_or(0), false);
+            return Ok((key, false));
+        }
+        let Some(flags) = tcp_flags else {
+            return Err(Reason::NoFlow);
+        };
+        if proto == ip_proto::TCP
+            && flags & (tcp_flag::SYN | tcp_flag::ACK | tcp_flag::RST) != tcp_flag::SYN
+        {
+            return Err(Reason::NoFlow);
+        }
+        if !self.usable(slot) {
+            return Err(Reason::ForwardDown);
+        }
+        let state = if proto == ip_proto::TCP {
+            next_tcp_state(tcp_state::OPENING, flags, false)
+        } else {
+            tcp_state::OPENING
+        };
+        self.flows.insert(
+            key,
+            Flow {
+                last_seen_ns: now,
+                reverse_seen_ns: now,
+                uplink: slot,
+                ext_port,
+                state,
+                origin: flow_origin::FORWARDED,
+            },
+        );
+        Ok((key, true))
     }
 
     /// An ICMP error about a translated flow: the quoted packet left through this uplink, so
@@ -784,7 +870,7 @@ impl Model {
         }
         let ext_port: [u8; 2] = packet.field(quoted.ext_port_at);
         let remote: [u8; 4] = packet.field(INNER_IP + ipv4::DST);
-        let flow = self.match_inbound(
+        let flow = match self.match_inbound(
             slot,
             quoted.proto,
             ext_port,
@@ -792,7 +878,17 @@ impl Model {
             quoted.remote_port,
             0,
             now,
-        )?;
+        ) {
+            Ok(flow) => flow,
+            // About a reply of a forwarded connection.
+            Err(unmatched @ (Reason::NoMapping | Reason::NoFlow)) => {
+                let inbound = (slot, quoted.proto, ext_port, remote, quoted.remote_port);
+                self.match_forward(inbound, None, now)
+                    .map_err(|_| unmatched)?
+                    .0
+            }
+            Err(reason) => return Err(reason),
+        };
         rewrite_quote(packet, &quoted, flow);
         Ok(flow)
     }
@@ -888,7 +984,14 @@ impl Model {
                 self.flows.remove(key);
                 return Err(Reason::ResetToClient);
             }
-            if !leaving && self.refresh_reverse(key, flow.uplink, flow.ext_port, now) {
+            // A forwarded connection's reply means something only through the uplink the
+            // remote reached; its port is the forward's, which no binding holds.
+            let forwarded = flow.origin == flow_origin::FORWARDED;
+            if leaving && forwarded {
+                return Err(Reason::NoUplink);
+            }
+            if !leaving && (forwarded || self.refresh_reverse(key, flow.uplink, flow.ext_port, now))
+            {
                 let entry = self.flows.get_mut(key).expect("flow just read");
                 entry.last_seen_ns = now;
                 entry.state = next_tcp_state(entry.state, tcp_flags, true);
@@ -925,7 +1028,7 @@ impl Model {
             uplink: slot,
             ext_port,
             state,
-            _pad: 0,
+            origin: flow_origin::OUTBOUND,
         };
         self.flows.insert(*key, flow);
         Ok((slot, ext_port))

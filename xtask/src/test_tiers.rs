@@ -43,6 +43,8 @@ const E2E_ARGS: &[&str] = &[
     "e2e_operator",
     "--test",
     "e2e_uplinks",
+    "--test",
+    "e2e_inbound",
     "--",
     "--test-threads=1",
 ];

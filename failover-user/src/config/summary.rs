@@ -22,7 +22,8 @@ impl Config {
             let _ = writeln!(
                 out,
                 "uplink {}: priority {}, interface {}, gateway {}, targets {} (quorum {}), {}, \
-                 mss {}, ports {port_min}-{port_max}, weight {}, failback {}, datapath {}",
+                 mss {}, ports {port_min}-{port_max}, weight {}, failback {}, datapath {}, \
+                 public address {}",
                 uplink.name,
                 uplink.priority_or_position(i),
                 uplink.interface,
@@ -49,6 +50,23 @@ impl Config {
                     FailbackMode::Move => format!("move after {}", format_duration(uplink.drain)),
                 },
                 uplink.datapath.name(),
+                uplink
+                    .public_address
+                    .map_or_else(|| "the interface's".to_owned(), |a| a.to_string()),
+            );
+        }
+        for forward in &self.forwards {
+            let _ = writeln!(
+                out,
+                "forward {}: {} port {} -> {} on {}",
+                forward.name,
+                forward.proto.name(),
+                forward.port,
+                forward.to,
+                forward
+                    .uplinks
+                    .as_ref()
+                    .map_or_else(|| "every uplink".to_owned(), |u| u.join(", ")),
             );
         }
         let _ = writeln!(

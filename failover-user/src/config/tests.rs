@@ -7,8 +7,16 @@ use super::{
 
 const EXAMPLE: &str = include_str!("../../../docs/failover.example.toml");
 /// The settings whose default is computed or absent, so the example shows a sample value.
-const SAMPLE_VALUED: [&str; 7] = [
-    "priority", "gateway", "targets", "mss", "quorum", "hook", "listen",
+const SAMPLE_VALUED: [&str; 9] = [
+    "priority",
+    "gateway",
+    "targets",
+    "mss",
+    "quorum",
+    "hook",
+    "listen",
+    "public_address",
+    "uplinks",
 ];
 
 /// The example with each `# key = value` line uncommented when `pick(key)` says so.
@@ -415,7 +423,7 @@ fn summary_resolves_defaults() {
         summary.contains(
             "uplink fiber: priority 1, interface eth1, gateway learned, \
              targets icmp:1.1.1.1 icmp:8.8.8.8 icmp:9.9.9.9 (quorum 2), unmetered, mss unclamped, \
-             ports 1024-32767, weight 1, failback keep, datapath auto"
+             ports 1024-32767, weight 1, failback keep, datapath auto, public address the interface's"
         ),
         "{summary}"
     );
@@ -510,4 +518,230 @@ fn host_limits_default_to_what_a_household_never_hits_and_zero_turns_them_off() 
         };
         assert_eq!(problem.line, 6, "{bad}: {problem:#?}");
     }
+}
+
+#[test]
+fn a_forward_takes_a_port_or_a_range_to_a_lan_host_on_every_uplink_by_default() {
+    let config = parse(
+        &format!(
+            "{TWO}[[forward]]\nname = \"web\"\nport = 80\nto = \"10.10.0.11:8080\"\n\
+             [[forward]]\nname = \"rtp\"\nproto = \"udp\"\nport = \"10000-10002\"\nto = \"10.10.0.12\"\nuplinks = [\"lte\"]\n"
+        ),
+        "test",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let entries: Vec<_> = config
+        .forward_entries()
+        .iter()
+        .map(|e| {
+            (
+                e.uplink,
+                e.proto,
+                e.port,
+                e.lan_addr.to_string(),
+                e.lan_port,
+            )
+        })
+        .collect();
+    let host = |n: u8| format!("10.10.0.{n}");
+    assert_eq!(
+        entries,
+        [
+            (0, 6, 80, host(11), 8080),
+            (1, 6, 80, host(11), 8080),
+            (1, 17, 10000, host(12), 10000),
+            (1, 17, 10001, host(12), 10001),
+            (1, 17, 10002, host(12), 10002),
+        ]
+    );
+    assert!(
+        config
+            .summary()
+            .contains("forward web: tcp port 80 -> 10.10.0.11:8080 on every uplink")
+    );
+    assert!(
+        config
+            .summary()
+            .contains("forward rtp: udp port 10000-10002 -> 10.10.0.12 on lte")
+    );
+}
+
+/// One broken forward per case: the message mentions `needle` and points at `line:column`
+/// (the forward starts on line 8).
+#[test]
+#[expect(clippy::too_many_lines, reason = "a table, one case per rule")]
+fn forward_problems_are_located_with_a_hint() {
+    let forward = |body: &str| format!("{TWO}[[forward]]\nname = \"web\"\n{body}");
+    let cases = [
+        (
+            "port 0",
+            forward("port = 0\nto = \"10.10.0.11\"\n"),
+            "not a port number",
+            (10, 8),
+        ),
+        (
+            "port too big",
+            forward("port = 70000\nto = \"10.10.0.11\"\n"),
+            "not a port number",
+            (10, 8),
+        ),
+        (
+            "backwards range",
+            forward("port = \"90-80\"\nto = \"10.10.0.11\"\n"),
+            "ends before it starts",
+            (10, 8),
+        ),
+        (
+            "port text",
+            forward("port = \"http\"\nto = \"10.10.0.11\"\n"),
+            "not a number or a range",
+            (10, 8),
+        ),
+        (
+            "bad host",
+            forward("port = 80\nto = \"lan-server\"\n"),
+            "not a LAN host's IPv4 address",
+            (11, 6),
+        ),
+        (
+            "bad host port",
+            forward("port = 80\nto = \"10.10.0.11:0\"\n"),
+            "not a LAN host's IPv4 address",
+            (11, 6),
+        ),
+        (
+            "broadcast host",
+            forward("port = 80\nto = \"255.255.255.255\"\n"),
+            "not a host's address",
+            (11, 6),
+        ),
+        (
+            "unknown uplink",
+            forward("port = 80\nto = \"10.10.0.11\"\nuplinks = [\"dsl\"]\n"),
+            "not configured",
+            (12, 12),
+        ),
+        (
+            "no uplink",
+            forward("port = 80\nto = \"10.10.0.11\"\nuplinks = []\n"),
+            "lists no uplink",
+            (12, 11),
+        ),
+        (
+            "uplink twice",
+            forward("port = 80\nto = \"10.10.0.11\"\nuplinks = [\"lte\", \"lte\"]\n"),
+            "twice",
+            (12, 19),
+        ),
+        (
+            "safety-net port",
+            forward("port = 62000\nto = \"10.10.0.11\"\n"),
+            "safety net",
+            (10, 8),
+        ),
+        (
+            "range past 65535",
+            forward("port = \"100-200\"\nto = \"10.10.0.11:65500\"\n"),
+            "run past 65535",
+            (11, 6),
+        ),
+        (
+            "bad name",
+            forward("port = 80\nto = \"10.10.0.11\"\n").replace("\"web\"", "\"Web Site\""),
+            "forward name",
+            (9, 8),
+        ),
+        (
+            "unknown proto",
+            forward("proto = \"sctp\"\nport = 80\nto = \"10.10.0.11\"\n"),
+            "unknown variant",
+            (10, 9),
+        ),
+        (
+            "same port twice",
+            forward(
+                "port = \"80-90\"\nto = \"10.10.0.11\"\n[[forward]]\nname = \"alt\"\nproto = \"both\"\nport = 85\nto = \"10.10.0.12\"\nuplinks = [\"lte\"]\n",
+            ),
+            "both take tcp+udp port 85 on uplink `lte`",
+            (15, 8),
+        ),
+        (
+            "same name twice",
+            forward(
+                "port = 80\nto = \"10.10.0.11\"\n[[forward]]\nname = \"web\"\nport = 443\nto = \"10.10.0.11\"\n",
+            ),
+            "two forwards are named",
+            (13, 8),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, text, needle, at) in cases {
+        let found = problems(&text);
+        match &found[..] {
+            [problem]
+                if problem.message.contains(needle)
+                    && !problem.hint.is_empty()
+                    && (problem.line, problem.column) == at => {}
+            _ => wrong.push(format!(
+                "{name}: expected `{needle}` at {at:?}, got {found:#?}"
+            )),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn an_overfull_forward_table_is_refused() {
+    let text = format!(
+        "{TWO}[[forward]]\nname = \"all\"\nproto = \"both\"\nport = \"1-5000\"\nto = \"10.10.0.11\"\n"
+    );
+    let found = problems(&text);
+    assert!(
+        found.len() == 1 && found[0].message.contains("20000") && found[0].message.contains("8192"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn cgnat_and_private_addresses_cannot_be_reached_from_the_internet() {
+    use super::unreachable_from_internet as why;
+    for (addr, expected) in [
+        ("100.64.1.2", Some("carrier-grade NAT")),
+        ("100.127.255.1", Some("carrier-grade NAT")),
+        ("10.0.0.1", Some("private")),
+        ("192.168.1.1", Some("private")),
+        ("172.20.0.1", Some("private")),
+        ("169.254.3.3", Some("link-local")),
+        ("100.128.0.1", None),
+        ("198.51.100.9", None),
+    ] {
+        let found = why(addr.parse().unwrap());
+        assert_eq!(
+            found.map(|w| expected.is_some_and(|e| w.contains(e))),
+            expected.map(|_| true),
+            "{addr}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn check_config_warns_of_a_forward_behind_carrier_grade_nat_only() {
+    use super::reachability_warning as warn;
+    let cgnat = warn("web", "lte", "100.64.0.2".parse().unwrap(), false).expect("a warning");
+    assert!(
+        cgnat.contains("`web`") && cgnat.contains("`lte`") && cgnat.contains("carrier-grade NAT"),
+        "{cgnat}"
+    );
+    assert!(
+        cgnat.contains("public_address"),
+        "it says the way out: {cgnat}"
+    );
+    assert_eq!(
+        warn("web", "fiber", "198.51.100.9".parse().unwrap(), false),
+        None
+    );
+    assert_eq!(
+        warn("web", "vpn", "203.0.113.7".parse().unwrap(), true),
+        None
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use failover_common::nat::MAX_UPLINKS;
+use failover_common::nat::{FORWARD_ENTRIES, MAX_UPLINKS};
 use humantime::format_duration;
 
 use crate::kernel_guard;
@@ -24,6 +24,7 @@ pub(super) fn validate(config: &mut Config) -> Vec<Finding> {
     let mut v = Validator::default();
     v.lan(&config.lan);
     v.uplinks(config);
+    v.forwards(config);
     v.health(&config.health);
     if let Some(hook) = &config.events.hook
         && !hook.is_absolute()
@@ -227,6 +228,135 @@ impl Validator {
                 ),
                 "lower `quorum`, add targets, or remove `quorum` for a majority of each uplink's targets",
             );
+        }
+    }
+
+    /// The `[[forward]]`s: names, uplinks, ports, and no port forwarded twice.
+    fn forwards(&mut self, config: &Config) {
+        let uplink_names = config.uplink_names();
+        let mut names = HashSet::new();
+        for (i, forward) in config.forwards.iter().enumerate() {
+            let at = |key: &str| format!("forward.{i}.{key}");
+            let name = &forward.name;
+            if let Err(why) = check_uplink_name(name) {
+                self.fail(
+                    &[&at("name")],
+                    format!("forward name `{name}` {why}"),
+                    "use 1-15 of a-z, 0-9, `_` and `-`, e.g. \"web\" or \"mail\"",
+                );
+            }
+            if !names.insert(name.clone()) {
+                self.fail(
+                    &[&at("name")],
+                    format!("two forwards are named `{name}`"),
+                    "give each forward its own name",
+                );
+            }
+            if let Some(listed) = &forward.uplinks {
+                if listed.is_empty() {
+                    self.fail(
+                        &[&at("uplinks")],
+                        format!("forward `{name}` lists no uplink"),
+                        "name the uplinks whose addresses answer, or remove `uplinks` for every uplink",
+                    );
+                }
+                let mut seen = HashSet::new();
+                for (j, uplink) in listed.iter().enumerate() {
+                    if !uplink_names.contains(&uplink.as_str()) {
+                        self.fail(
+                            &[&format!("forward.{i}.uplinks.{j}"), &at("uplinks")],
+                            format!(
+                                "forward `{name}` names uplink `{uplink}`, which is not configured"
+                            ),
+                            format!("the uplinks are: {}", uplink_names.join(", ")),
+                        );
+                    } else if !seen.insert(uplink) {
+                        self.fail(
+                            &[&format!("forward.{i}.uplinks.{j}"), &at("uplinks")],
+                            format!("forward `{name}` lists uplink `{uplink}` twice"),
+                            "remove the duplicate",
+                        );
+                    }
+                }
+            }
+            let span = forward.port;
+            if kernel_guard::overlaps_safety_net((span.first, span.last)) {
+                let (min, max) = kernel_guard::SAFETY_NET_PORTS;
+                self.fail(
+                    &[&at("port")],
+                    format!("forward `{name}`: port {span} is in {min}-{max}, the kernel safety net's ports"),
+                    "forward a port below 61000",
+                );
+            }
+            if u32::from(forward.lan_first_port()) + span.count() - 1 > u32::from(u16::MAX) {
+                self.fail(
+                    &[&at("to")],
+                    format!(
+                        "forward `{name}`: {} ports from {} run past 65535",
+                        span.count(),
+                        forward.to
+                    ),
+                    "start the LAN host's range lower",
+                );
+            }
+            if failover_common::nat::is_special_destination(forward.to.addr.octets())
+                || forward.to.addr.is_unspecified()
+            {
+                self.fail(
+                    &[&at("to")],
+                    format!(
+                        "forward `{name}`: {} is not a host's address",
+                        forward.to.addr
+                    ),
+                    "name the LAN server's unicast address, e.g. \"10.10.0.11:8080\"",
+                );
+            }
+            self.forward_overlaps(config, i, &uplink_names);
+        }
+        let entries = config.forward_entries().len();
+        if entries > FORWARD_ENTRIES as usize {
+            self.fail(
+                &["forward"],
+                format!(
+                    "the forwards hold {entries} (uplink, protocol, port) entries; the data plane has room for {FORWARD_ENTRIES}"
+                ),
+                "forward narrower port ranges, or fewer uplinks per forward",
+            );
+        }
+    }
+
+    /// Forward `i` against the earlier ones: one port of one uplink leads to one host.
+    fn forward_overlaps(&mut self, config: &Config, i: usize, uplink_names: &[&str]) {
+        let forward = &config.forwards[i];
+        let uplinks = forward.uplink_indices(uplink_names);
+        for earlier in &config.forwards[..i] {
+            let shared_proto = forward
+                .proto
+                .protocols()
+                .iter()
+                .any(|p| earlier.proto.protocols().contains(p));
+            let shared_uplink = earlier
+                .uplink_indices(uplink_names)
+                .into_iter()
+                .find(|u| uplinks.contains(u));
+            if let Some(uplink) = shared_uplink
+                && shared_proto
+                && forward.port.overlaps(earlier.port)
+            {
+                self.fail(
+                    &[&format!("forward.{i}.port")],
+                    format!(
+                        "forwards `{}` and `{}` both take {} port {} on uplink `{}`",
+                        earlier.name,
+                        forward.name,
+                        forward.proto.name(),
+                        forward.port,
+                        uplink_names[uplink]
+                    ),
+                    "a port of an uplink leads to one LAN host: change a port, or narrow `uplinks`",
+                );
+                return;
+            }
         }
     }
 

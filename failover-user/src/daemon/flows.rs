@@ -108,7 +108,7 @@ mod tests {
                 uplink,
                 ext_port: 1024u16.to_be_bytes(),
                 state,
-                _pad: 0,
+                origin: 0,
             },
         )
     }

@@ -42,8 +42,9 @@ const SLOW_RECOUNT: Duration = Duration::from_millis(200);
 /// Live flows and external ports (per uplink slot) of one LAN host.
 pub(super) type Counts = (u32, [u32; MAX_UPLINKS as usize]);
 
-/// The live entries of each LAN host: flows by their LAN address, ports by the LAN address
-/// their reverse binding maps to. Expired entries still in the tables do not count.
+/// The live entries of each LAN host: the flows it opened by their LAN address (connections
+/// to its forwarded ports are not its own to limit), ports by the LAN address their reverse
+/// binding maps to. Expired entries still in the tables do not count.
 pub(super) fn recount(
     flows: &[(FlowKey, Flow)],
     reverse: &[(ReverseKey, Binding)],
@@ -52,7 +53,9 @@ pub(super) fn recount(
     let mut counts = BTreeMap::<[u8; 4], Counts>::new();
     for (key, flow) in flows {
         let timeout = nat::flow_timeout_ns(key.proto, flow.state);
-        if !nat::expired(flow.last_seen_ns, timeout, now_ns) {
+        if flow.origin == nat::flow_origin::OUTBOUND
+            && !nat::expired(flow.last_seen_ns, timeout, now_ns)
+        {
             counts.entry(key.lan_addr).or_default().0 += 1;
         }
     }

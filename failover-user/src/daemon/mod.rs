@@ -6,6 +6,7 @@
 mod blackhole;
 mod datapaths;
 mod flows;
+mod forwards;
 mod host_limits;
 mod instance_lock;
 mod metrics;
@@ -158,9 +159,7 @@ impl Daemon {
         })
         .await
         .context("starting the data plane")?;
-        if config.logging.dataplane != crate::config::DataplaneLog::Off {
-            running.dataplane_mut().forward_log()?;
-        }
+        configure_dataplane(&mut running, &config)?;
         let netlink = Netlink::connect()?;
         let (sample_tx, samples) = mpsc::channel(1024);
         let mut uplinks = Vec::new();
@@ -644,11 +643,21 @@ impl Daemon {
         self.config.limits.clone_from(&new.limits);
         // The next recount writes the new limits.
         self.host_limiter.renew_now();
+        // Forwards name uplinks by slot: they follow the file while its uplinks stay.
+        if new.forwards != self.config.forwards && new.uplink_names() == self.config.uplink_names()
+        {
+            if let Err(e) = forwards::apply(&mut self.running, &new) {
+                let error = format!("{e:#}");
+                warn!(%error, "the new port forwards were refused; the running ones stay");
+            } else {
+                self.config.forwards.clone_from(&new.forwards);
+            }
+        }
         if new == self.config {
-            info!("config reloaded: event hook and host limits applied");
+            info!("config reloaded: event hook, host limits and port forwards applied");
         } else {
             warn!(
-                "config reloaded: the event hook and host limits are applied; other changes take effect when the daemon restarts"
+                "config reloaded: the event hook, host limits and port forwards are applied; other changes take effect when the daemon restarts"
             );
         }
     }
@@ -696,6 +705,15 @@ fn start_view(
         health.seed_down(index, "not usable in the adopted data plane", start);
     }
     (described, usable)
+}
+
+/// What the config says of the data plane beyond its uplinks: where its log goes, and the
+/// port forwards.
+fn configure_dataplane(running: &mut Running, config: &Config) -> anyhow::Result<()> {
+    if config.logging.dataplane != crate::config::DataplaneLog::Off {
+        running.dataplane_mut().forward_log()?;
+    }
+    forwards::apply(running, config).context("writing the port forwards")
 }
 
 /// Whether the uplink is known to carry bare IP, where a gateway MAC means nothing.

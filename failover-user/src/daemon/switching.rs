@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use failover_common::nat::{FlowKey, tcp_state};
+use failover_common::nat::{FlowKey, flow_origin, tcp_state};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -81,13 +81,17 @@ impl FlowsOnSwitch {
     }
 }
 
-/// Marks the flows of `slot` `MOVED`; returns the keys of those still there.
+/// Marks the flows LAN hosts opened on `slot` `MOVED`; returns the keys of those still
+/// there. A forwarded connection stays: the remote knows it by this uplink's address.
 fn mark_moved(table: &mut impl FlowTable, slot: u32) -> Vec<FlowKey> {
     let Ok(flows) = table.flows() else {
         return Vec::new();
     };
     let mut moved = Vec::new();
-    for (key, mut flow) in flows.into_iter().filter(|(_, f)| f.uplink == slot) {
+    for (key, mut flow) in flows
+        .into_iter()
+        .filter(|(_, f)| f.uplink == slot && f.origin == flow_origin::OUTBOUND)
+    {
         flow.state = tcp_state::MOVED;
         if table.update_flow(&key, flow).is_ok() {
             moved.push(key);

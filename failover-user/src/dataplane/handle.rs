@@ -107,6 +107,18 @@ impl Dataplane {
         super::reverse_bindings(&self.ebpf)
     }
 
+    pub fn forwards(&self) -> Result<Vec<(nat::ReverseKey, nat::ForwardTarget)>, DataplaneError> {
+        super::forwards(&self.ebpf)
+    }
+
+    /// See [`super::set_forwards`].
+    pub fn set_forwards(
+        &mut self,
+        wanted: &[(nat::ReverseKey, nat::ForwardTarget)],
+    ) -> Result<(), DataplaneError> {
+        super::set_forwards(&mut self.ebpf, wanted)
+    }
+
     pub fn set_host_limits(&mut self, limits: HostLimits) -> Result<(), DataplaneError> {
         super::set_host_limits(&mut self.ebpf, limits)
     }

@@ -603,16 +603,26 @@ fn adopt_or_prepare(
     Ok(false)
 }
 
-/// Port ranges must avoid the kernel's local port range (the router's own connections).
-fn check_port_ranges(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
+/// The kernel's local port range (`net.ipv4.ip_local_port_range`), inclusive: the source
+/// ports of the router's own connections.
+pub fn kernel_local_ports() -> Result<(u16, u16), LoaderError> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .map_err(|e| LoaderError::System("reading net.ipv4.ip_local_port_range", e))?;
     let mut bounds = text
         .split_whitespace()
         .filter_map(|n| n.parse::<u16>().ok());
-    let (Some(kmin), Some(kmax)) = (bounds.next(), bounds.next()) else {
-        return Ok(());
-    };
+    match (bounds.next(), bounds.next()) {
+        (Some(low), Some(high)) => Ok((low, high)),
+        _ => Err(LoaderError::System(
+            "reading net.ipv4.ip_local_port_range",
+            std::io::Error::new(std::io::ErrorKind::InvalidData, text.trim().to_owned()),
+        )),
+    }
+}
+
+/// Port ranges must avoid the kernel's local port range (the router's own connections).
+fn check_port_ranges(uplinks: &[UplinkSpec]) -> Result<(), LoaderError> {
+    let (kmin, kmax) = kernel_local_ports()?;
     for u in uplinks {
         if kernel_guard::overlaps_safety_net(u.ports) {
             return Err(LoaderError::SafetyNetOverlap {

@@ -414,6 +414,40 @@ pub fn reverse_bindings(
     hash_entries(ebpf, names::MAP_REVERSE)
 }
 
+/// The port forwards the data plane holds.
+pub fn forwards(ebpf: &Ebpf) -> Result<Vec<(nat::ReverseKey, nat::ForwardTarget)>, DataplaneError> {
+    hash_entries(ebpf, names::MAP_FORWARDS)
+}
+
+/// Makes the forward table hold `wanted` and nothing else: new forwards are added before
+/// stale ones go, and an entry that stays is rewritten in place, so a forward that stays
+/// never stops answering.
+pub fn set_forwards(
+    ebpf: &mut Ebpf,
+    wanted: &[(nat::ReverseKey, nat::ForwardTarget)],
+) -> Result<(), DataplaneError> {
+    let held = forwards(ebpf)?;
+    let name = names::MAP_FORWARDS;
+    let map = ebpf.map_mut(name).ok_or(DataplaneError::MissingMap(name))?;
+    let mut table = HashMap::<&mut MapData, nat::ReverseKey, nat::ForwardTarget>::try_from(map)
+        .map_err(|source| DataplaneError::Map { name, source })?;
+    for (key, target) in wanted {
+        table
+            .insert(key, target, 0)
+            .map_err(|source| DataplaneError::Map { name, source })?;
+    }
+    for (key, _) in held {
+        if !wanted.iter().any(|(k, _)| *k == key) {
+            match table.remove(&key) {
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                other => other.map_err(|source| DataplaneError::Map { name, source })?,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets the per-host limits and how long the data plane enforces them without renewal.
 pub fn set_host_limits(ebpf: &mut Ebpf, limits: HostLimits) -> Result<(), DataplaneError> {
     write_array(ebpf, names::MAP_HOST_LIMITS, 0, limits)

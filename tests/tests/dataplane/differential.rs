@@ -37,8 +37,8 @@ use failover_common::{
     limits::HostLimits,
     names,
     nat::{
-        Binding, BindingKey, DEVICE_SLOTS, Flow, FlowKey, Lan, MAX_UPLINKS, NO_UPLINK, Policy,
-        ReverseKey, Uplink,
+        Binding, BindingKey, DEVICE_SLOTS, Flow, FlowKey, ForwardTarget, Lan, MAX_UPLINKS,
+        NO_UPLINK, Policy, ReverseKey, Uplink, flow_origin,
     },
     verdict::{REASON_COUNT, Reason, UplinkCounters},
 };
@@ -365,7 +365,9 @@ impl<'a> Batch<'a> {
     fn new(index: usize, seed: u64, net: Net, rng: &'a mut Rng, totals: &'a mut Totals) -> Self {
         let mut ebpf = fresh_dataplane();
         net.apply(&mut ebpf);
+        dataplane::set_forwards(&mut ebpf, &FORWARDS).expect("set forwards");
         let mut model = Model::new();
+        model.forwards = FORWARDS.into_iter().collect();
         sync_config(&mut model, &ebpf);
         let kernel_reasons = dataplane::reason_counts(&ebpf).expect("read reasons");
         Batch {
@@ -406,7 +408,7 @@ impl<'a> Batch<'a> {
             let from_lan = uplink_left == 0 || (lan_left > 0 && self.rng.chance(50));
             if from_lan {
                 lan_left -= 1;
-                let sample = lan_sample(self.rng);
+                let sample = lan_sample(self.rng, &self.model);
                 self.check(Direction::Lan, &sample);
             } else {
                 uplink_left -= 1;
@@ -1027,8 +1029,16 @@ fn sock(addr: [u8; 4], port: u16) -> SocketAddrV4 {
 
 /// A frame from the LAN: mostly translatable traffic, then everything that is not, then
 /// optionally mutated.
-fn lan_sample(rng: &mut Rng) -> Sample {
+fn lan_sample(rng: &mut Rng, model: &Model) -> Sample {
+    let forwarded: Vec<_> = sorted_flows(model)
+        .into_iter()
+        .filter(|(_, f)| f.origin == flow_origin::FORWARDED)
+        .collect();
     let mut sample = match rng.below(100) {
+        0..=9 if !forwarded.is_empty() => {
+            let (key, _) = forwarded[rng.below(forwarded.len())];
+            server_reply(rng, &key)
+        }
         0..=69 => lan_flow_packet(rng),
         70..=79 => lan_not_forwarded(rng),
         _ => {
@@ -1040,6 +1050,60 @@ fn lan_sample(rng: &mut Rng) -> Sample {
         mutate(rng, &mut sample);
     }
     sample
+}
+
+/// Port forwards of every batch: a web server on fiber (tcp 80 to .11:8080, the resolved
+/// host) and a game server on both uplinks (tcp and udp 5000 to .12, whose MAC the FIB does
+/// not know).
+const FORWARDS: [(ReverseKey, ForwardTarget); 5] = {
+    const fn forward(
+        uplink: u8,
+        proto: u8,
+        port: u16,
+        host: u8,
+        to: u16,
+    ) -> (ReverseKey, ForwardTarget) {
+        (
+            ReverseKey {
+                ext_port: port.to_be_bytes(),
+                proto,
+                uplink,
+            },
+            ForwardTarget {
+                lan_addr: [10, 10, 0, host],
+                lan_port: to.to_be_bytes(),
+                _pad: [0; 2],
+            },
+        )
+    }
+    #[expect(clippy::cast_possible_truncation, reason = "slots 0 and 1")]
+    let (fiber, lte) = (FIBER as u8, LTE as u8);
+    [
+        forward(fiber, ip_proto::TCP, 80, 11, 8080),
+        forward(fiber, ip_proto::TCP, 5000, 12, 5000),
+        forward(fiber, ip_proto::UDP, 5000, 12, 5000),
+        forward(lte, ip_proto::TCP, 5000, 12, 5000),
+        forward(lte, ip_proto::UDP, 5000, 12, 5000),
+    ]
+};
+
+/// A LAN server's packet on a forwarded connection, to the remote that opened it.
+fn server_reply(rng: &mut Rng, key: &FlowKey) -> Sample {
+    let server = sock(key.lan_addr, u16::from_be_bytes(key.lan_port));
+    let remote = sock(key.remote_addr, u16::from_be_bytes(key.remote_port));
+    let (label, frame) = if key.proto == ip_proto::TCP {
+        let flags = rng.pick(&TCP_FLAG_SETS);
+        (
+            format!("tcp {server} -> {remote} flags {flags:#04x}"),
+            Frame::tcp(server, remote, flags).payload(&rng.bytes(12)),
+        )
+    } else {
+        (
+            format!("udp {server} -> {remote}"),
+            Frame::udp(server, remote).payload(&rng.bytes(12)),
+        )
+    };
+    Sample::new(format!("server reply {label}"), frame.build())
 }
 
 /// TCP, UDP or ICMP echo from a LAN host to a remote.
@@ -1379,7 +1443,11 @@ fn unsolicited(rng: &mut Rng, here: [u8; 4]) -> Sample {
         rng.pick(&[[192, 0, 2, 99], FIBER_ADDR, LTE_ADDR, [10, 10, 0, 11]])
     };
     let src = sock(remote, rng.pick(&REMOTE_PORTS));
-    let dst = sock(dst, rng.pick(&[22, 33333, 40000, 50001, 1024]));
+    // 80 and 5000 are forwarded (see `FORWARDS`).
+    let dst = sock(
+        dst,
+        rng.pick(&[22, 33333, 40000, 50001, 1024, 80, 5000, 5000]),
+    );
     let (label, frame) = transport_frame(rng, src, dst);
     let mut frame = frame.macs(FIBER_GW_MAC, FIBER_MAC).build();
     if frame[23] == ip_proto::ICMP {

@@ -3,6 +3,7 @@
 
 mod classify;
 mod differential;
+mod forwards;
 mod harness;
 mod host_limits;
 mod loader;

@@ -188,7 +188,7 @@ fn udp_out(src: &str) -> Frame {
 }
 
 /// The frame as it must leave through `uplink`: translated source, TTL - 1, uplink MACs.
-fn leaving(frame: Frame, uplink: u32) -> Frame {
+pub fn leaving(frame: Frame, uplink: u32) -> Frame {
     let (mac, gw) = if uplink == FIBER {
         (FIBER_MAC, FIBER_GW_MAC)
     } else {
@@ -197,7 +197,7 @@ fn leaving(frame: Frame, uplink: u32) -> Frame {
     frame.ttl(63).macs(mac, gw)
 }
 
-fn reason_counted(reason: Reason) -> MapCheck {
+pub fn reason_counted(reason: Reason) -> MapCheck {
     Box::new(move |ebpf, _| {
         let counts = dataplane::reason_counts(ebpf).expect("read reasons");
         assert_eq!(
@@ -1039,7 +1039,7 @@ fn reply_to(uplink_addr: [u8; 4], port: u16) -> Frame {
 }
 
 /// The frame as it must reach the LAN host: translated destination, TTL - 1, LAN MACs.
-fn arriving(frame: Frame) -> Frame {
+pub fn arriving(frame: Frame) -> Frame {
     frame.ttl(63).macs(ROUTER_MAC, HOST_MAC)
 }
 
@@ -1286,7 +1286,7 @@ fn inbound_translation() {
 }
 
 /// An ICMP error quoting `inner` (the packet as it left the router), from `from`, to `to`.
-fn icmp_error(
+pub fn icmp_error(
     from: Ipv4Addr,
     to: [u8; 4],
     icmp_type: u8,

@@ -1,0 +1,214 @@
+//! Inbound: a web server on a LAN host, reached from the internet through a port forward on
+//! each uplink's address. The connection arrives untranslated at its source (the server sees
+//! the client's own address), its replies leave through the uplink it came in on whatever
+//! the active one is (the uplink counters and a capture at the ISP say so), it survives a
+//! failover and a failback away from and back to its uplink, and the site answers through the
+//! backup while the fiber gateway is silent. Root only; run with `--test-threads=1`.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use failover_tests::{
+    capture::{self, Capture},
+    daemon::DaemonGuard,
+    lab::{self, Fault, Isp, LabGuard, Plan},
+    lan_server::LanServer,
+    netns,
+    privilege::skip_unless_root,
+    stream,
+};
+use failover_user::control::UplinkReport;
+
+const HOST: &str = Plan::NS_HOST1;
+const SERVER_PORT: u16 = 8080;
+const PUBLIC_PORT: u16 = 80;
+const MOVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// The forward, and a hold-down short enough to watch a failback.
+const CONFIG: &str = "\n[[forward]]\nname = \"web\"\nport = 80\nto = \"10.10.0.11:8080\"\n\
+                      \n[health]\nhold_down = \"4s\"\n";
+
+/// The lab, the LAN server, and the controller with the forward; fiber carrying.
+fn start() -> (LabGuard, LanServer, DaemonGuard) {
+    let lab = LabGuard::up().expect("building the lab");
+    let server = LanServer::start(HOST, SERVER_PORT).expect("the LAN web server");
+    let daemon = DaemonGuard::start_with(CONFIG).expect("starting failover run");
+    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
+    (lab, server, daemon)
+}
+
+/// The address of `isp`'s uplink on the router: where the internet reaches the forward.
+fn public(isp: Isp) -> SocketAddr {
+    SocketAddr::from((isp.uplink().router.ip(), PUBLIC_PORT))
+}
+
+/// The internet's address on the link towards `isp`: the client's source through it.
+fn client_addr(isp: Isp) -> Ipv4Addr {
+    match isp {
+        Isp::Fiber => "198.18.1.2".parse().expect("address"),
+        Isp::Lte => "198.18.2.2".parse().expect("address"),
+    }
+}
+
+/// A keep-alive HTTP connection from the internet to a forward.
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn open(to: SocketAddr) -> Result<Self> {
+        let stream = netns::in_netns(Plan::NS_INET, || {
+            TcpStream::connect_timeout(&to, Duration::from_secs(3))
+        })?
+        .with_context(|| format!("connecting from the internet to {to}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// `GET /`: the address the LAN server sees the client at.
+    fn get(&mut self) -> Result<SocketAddr> {
+        self.reader
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: site\r\n\r\n")?;
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("the connection closed");
+            }
+            if let Some(value) = line.strip_prefix("Content-Length: ") {
+                length = value.trim().parse()?;
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        Ok(String::from_utf8(body)?.trim().parse()?)
+    }
+}
+
+/// One request on a new connection.
+fn fetch(to: SocketAddr) -> Result<SocketAddr> {
+    Client::open(to)?.get()
+}
+
+fn report_of(daemon: &DaemonGuard, isp: Isp) -> UplinkReport {
+    let name = isp.uplink().router.name;
+    let status = daemon.status().expect("status");
+    status
+        .uplinks
+        .into_iter()
+        .find(|u| u.name == name)
+        .expect("the uplink is managed")
+}
+
+fn wait_active(daemon: &DaemonGuard, isp: Isp, within: Duration) {
+    let deadline = Instant::now() + within;
+    let name = isp.uplink().router.name;
+    while daemon.status().ok().map(|s| s.active).as_deref() != Some(name) {
+        assert!(Instant::now() < deadline, "{name} never became active");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_forward_answers_on_each_uplink_and_its_replies_keep_that_uplink() {
+    if skip_unless_root("a_forward_answers_on_each_uplink_and_its_replies_keep_that_uplink") {
+        return;
+    }
+    let (_lab, _server, daemon) = start();
+
+    // Through the active uplink: the server sees the client's own address.
+    let seen = fetch(public(Isp::Fiber)).expect("the site through fiber");
+    assert_eq!(seen.ip(), client_addr(Isp::Fiber));
+
+    // Through lte while fiber carries the LAN's flows: the replies leave through lte, with
+    // lte's address, and nothing leaves there with a LAN source.
+    let (fiber_before, lte_before) = (
+        report_of(&daemon, Isp::Fiber).packets_out,
+        report_of(&daemon, Isp::Lte).packets_out,
+    );
+    let capture = Capture::start(Isp::Lte).expect("capture at lte's ISP");
+    let seen = fetch(public(Isp::Lte)).expect("the site through lte");
+    assert_eq!(seen.ip(), client_addr(Isp::Lte));
+    let sources = capture.stop().expect("reading the capture");
+    let (fiber_after, lte_after) = (
+        report_of(&daemon, Isp::Fiber).packets_out,
+        report_of(&daemon, Isp::Lte).packets_out,
+    );
+    assert!(
+        lte_after >= lte_before + 2,
+        "the server's replies left through lte: {lte_before} -> {lte_after}"
+    );
+    assert_eq!(
+        fiber_after, fiber_before,
+        "no reply of the lte connection left through fiber"
+    );
+    assert!(
+        sources.contains(&Isp::Lte.uplink().router.ip()),
+        "lte's ISP saw the replies from lte's address: {sources:?}"
+    );
+    let leaked = capture::inside(&sources, Plan::ROUTER_LAN.addr.expect("the LAN's address"));
+    assert!(leaked.is_empty(), "LAN sources at lte's ISP: {leaked:?}");
+
+    // A port with no forward answers nothing from the LAN server.
+    let unforwarded = SocketAddr::from((Isp::Fiber.uplink().router.ip(), 81));
+    assert!(fetch(unforwarded).is_err(), "port 81 is not forwarded");
+}
+
+#[test]
+fn a_connection_through_the_backup_outlives_failover_and_failback() {
+    if skip_unless_root("a_connection_through_the_backup_outlives_failover_and_failback") {
+        return;
+    }
+    let (_lab, _server, daemon) = start();
+    let mut on_lte = Client::open(public(Isp::Lte)).expect("a connection through lte");
+    assert_eq!(
+        on_lte.get().expect("first request").ip(),
+        client_addr(Isp::Lte)
+    );
+
+    // fiber's gateway goes silent: the site answers through lte, new connections too.
+    let fault = Instant::now();
+    lab::fault(Isp::Fiber, Fault::GatewaySilent).expect("gateway-silent");
+    wait_active(&daemon, Isp::Lte, MOVE_TIMEOUT);
+    let answered = loop {
+        if fetch(public(Isp::Lte)).is_ok() {
+            break Instant::now();
+        }
+        assert!(
+            fault.elapsed() < MOVE_TIMEOUT,
+            "the site never answered through lte"
+        );
+    };
+    println!(
+        "the site answered through lte {} ms after the fault",
+        (answered - fault).as_millis()
+    );
+    assert!(
+        on_lte.get().is_ok(),
+        "the lte connection works during the outage"
+    );
+
+    // fiber comes back and carries again; the lte connection goes on until it ends.
+    lab::heal(Isp::Fiber).expect("healing fiber");
+    wait_active(&daemon, Isp::Fiber, Duration::from_secs(30));
+    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("LAN flows back on fiber");
+    for _ in 0..3 {
+        assert_eq!(
+            on_lte
+                .get()
+                .expect("the lte connection after failback")
+                .ip(),
+            client_addr(Isp::Lte)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let seen = fetch(public(Isp::Fiber)).expect("the site through fiber again");
+    assert_eq!(seen.ip(), client_addr(Isp::Fiber));
+}
