@@ -3,7 +3,9 @@
 //! the client's own address), its replies leave through the uplink it came in on whatever
 //! the active one is (the uplink counters and a capture at the ISP say so), it survives a
 //! failover and a failback away from and back to its uplink, and the site answers through the
-//! backup while the fiber gateway is silent. Root only; run with `--test-threads=1`.
+//! backup while the fiber gateway is silent. Behind carrier-grade NAT, a VPS forwarding its
+//! port into a WireGuard uplink reaches the same server. Root only; run with
+//! `--test-threads=1`.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -13,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use failover_tests::{
     capture::{self, Capture},
     daemon::DaemonGuard,
-    lab::{self, Fault, Isp, LabGuard, Plan},
+    lab::{self, Fault, Isp, LabGuard, Plan, Wg, WgLink},
     lan_server::LanServer,
     netns,
     privilege::skip_unless_root,
@@ -97,8 +99,7 @@ fn fetch(to: SocketAddr) -> Result<SocketAddr> {
     Client::open(to)?.get()
 }
 
-fn report_of(daemon: &DaemonGuard, isp: Isp) -> UplinkReport {
-    let name = isp.uplink().router.name;
+fn report_of(daemon: &DaemonGuard, name: &str) -> UplinkReport {
     let status = daemon.status().expect("status");
     status
         .uplinks
@@ -107,9 +108,8 @@ fn report_of(daemon: &DaemonGuard, isp: Isp) -> UplinkReport {
         .expect("the uplink is managed")
 }
 
-fn wait_active(daemon: &DaemonGuard, isp: Isp, within: Duration) {
+fn wait_active(daemon: &DaemonGuard, name: &str, within: Duration) {
     let deadline = Instant::now() + within;
-    let name = isp.uplink().router.name;
     while daemon.status().ok().map(|s| s.active).as_deref() != Some(name) {
         assert!(Instant::now() < deadline, "{name} never became active");
         std::thread::sleep(Duration::from_millis(100));
@@ -130,16 +130,16 @@ fn a_forward_answers_on_each_uplink_and_its_replies_keep_that_uplink() {
     // Through lte while fiber carries the LAN's flows: the replies leave through lte, with
     // lte's address, and nothing leaves there with a LAN source.
     let (fiber_before, lte_before) = (
-        report_of(&daemon, Isp::Fiber).packets_out,
-        report_of(&daemon, Isp::Lte).packets_out,
+        report_of(&daemon, Isp::Fiber.uplink().router.name).packets_out,
+        report_of(&daemon, Isp::Lte.uplink().router.name).packets_out,
     );
     let capture = Capture::start(Isp::Lte).expect("capture at lte's ISP");
     let seen = fetch(public(Isp::Lte)).expect("the site through lte");
     assert_eq!(seen.ip(), client_addr(Isp::Lte));
     let sources = capture.stop().expect("reading the capture");
     let (fiber_after, lte_after) = (
-        report_of(&daemon, Isp::Fiber).packets_out,
-        report_of(&daemon, Isp::Lte).packets_out,
+        report_of(&daemon, Isp::Fiber.uplink().router.name).packets_out,
+        report_of(&daemon, Isp::Lte.uplink().router.name).packets_out,
     );
     assert!(
         lte_after >= lte_before + 2,
@@ -176,7 +176,7 @@ fn a_connection_through_the_backup_outlives_failover_and_failback() {
     // fiber's gateway goes silent: the site answers through lte, new connections too.
     let fault = Instant::now();
     lab::fault(Isp::Fiber, Fault::GatewaySilent).expect("gateway-silent");
-    wait_active(&daemon, Isp::Lte, MOVE_TIMEOUT);
+    wait_active(&daemon, Isp::Lte.uplink().router.name, MOVE_TIMEOUT);
     let answered = loop {
         if fetch(public(Isp::Lte)).is_ok() {
             break Instant::now();
@@ -197,7 +197,11 @@ fn a_connection_through_the_backup_outlives_failover_and_failback() {
 
     // fiber comes back and carries again; the lte connection goes on until it ends.
     lab::heal(Isp::Fiber).expect("healing fiber");
-    wait_active(&daemon, Isp::Fiber, Duration::from_secs(30));
+    wait_active(
+        &daemon,
+        Isp::Fiber.uplink().router.name,
+        Duration::from_secs(30),
+    );
     stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("LAN flows back on fiber");
     for _ in 0..3 {
         assert_eq!(
@@ -211,4 +215,43 @@ fn a_connection_through_the_backup_outlives_failover_and_failback() {
     }
     let seen = fetch(public(Isp::Fiber)).expect("the site through fiber again");
     assert_eq!(seen.ip(), client_addr(Isp::Fiber));
+}
+
+/// Behind carrier-grade NAT: a VPS forwards its public port into a WireGuard uplink (the
+/// README's recipe). The site answers there with the client's own address while fiber
+/// carries the LAN's flows (its replies go back into the tunnel), and through fiber's outage.
+#[test]
+fn a_vps_forwards_its_port_through_a_wireguard_uplink() {
+    if skip_unless_root("a_vps_forwards_its_port_through_a_wireguard_uplink") {
+        return;
+    }
+    // Dropped in reverse: the controller first, the lab last.
+    let _lab = LabGuard::up().expect("building the lab");
+    let _server = LanServer::start(HOST, SERVER_PORT).expect("the LAN web server");
+    let wg = WgLink::up().expect("the WireGuard uplink");
+    wg.forward_port_to_router(PUBLIC_PORT)
+        .expect("the VPS's port forward");
+    let daemon =
+        DaemonGuard::start_with_uplinks(&[Plan::FIBER.router.name, Wg::ROUTER_DEV], CONFIG)
+            .expect("starting failover run");
+    stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
+    let vps = SocketAddr::from((Wg::VPS_IP, PUBLIC_PORT));
+
+    let before = report_of(&daemon, Wg::ROUTER_DEV).packets_out;
+    let seen = fetch(vps).expect("the site through the VPS");
+    assert_eq!(
+        seen.ip(),
+        Wg::INET_SIDE_IP,
+        "the server sees the client itself"
+    );
+    let after = report_of(&daemon, Wg::ROUTER_DEV).packets_out;
+    assert!(
+        after >= before + 2,
+        "the replies went back into the tunnel: {before} -> {after}"
+    );
+
+    lab::fault(Isp::Fiber, Fault::GatewaySilent).expect("gateway-silent");
+    wait_active(&daemon, Wg::ROUTER_DEV, MOVE_TIMEOUT);
+    let seen = fetch(vps).expect("the site through the VPS during fiber's outage");
+    assert_eq!(seen.ip(), Wg::INET_SIDE_IP);
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::cmd::Cmd;
+use super::nft::{self, Table};
 use super::plan::Plan;
 use super::probe::{expect_within, ping_once};
 use super::servers::{self, LabProcess};
@@ -128,6 +129,42 @@ impl WgLink {
         )
     }
 }
+
+impl WgLink {
+    /// The VPS side of the README's carrier-grade-NAT recipe: the VPS's public `port` (TCP)
+    /// is forwarded into the tunnel to the router's tunnel address, untranslated at its
+    /// source, and the router's own traffic leaving the VPS is masqueraded. The table goes
+    /// with the VPS's namespace.
+    pub fn forward_port_to_router(&self, port: u16) -> Result<()> {
+        let rules = [format!(
+            "iifname \"inet\" tcp dport {port} dnat to {}",
+            Wg::ROUTER_IP
+        )];
+        let mut body = nft::chain(
+            "prerouting",
+            "nat hook prerouting priority dstnat",
+            "accept",
+            &rules,
+        );
+        let masquerade = [format!(
+            "oifname \"inet\" ip saddr {} masquerade",
+            Wg::ROUTER_IP
+        )];
+        body.push_str(&nft::chain(
+            "postrouting",
+            "nat hook postrouting priority srcnat",
+            "accept",
+            &masquerade,
+        ));
+        VPS_FORWARD.replace(Wg::NS_VPS, &format!("tcp {port} to the router"), &body)
+    }
+}
+
+/// The VPS's port forward into the tunnel.
+const VPS_FORWARD: Table = Table {
+    family: "ip",
+    name: "failover_vps",
+};
 
 impl Drop for WgLink {
     fn drop(&mut self) {
