@@ -12,7 +12,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use failover_user::{control::StatusReport, events};
+use failover_user::{
+    control::{StatusReport, UplinkReport},
+    events,
+};
 
 use crate::lab::{Isp, Plan};
 
@@ -91,6 +94,15 @@ impl DaemonGuard {
     pub fn status(&self) -> Result<StatusReport> {
         let out = self.cli(&["status", "--json"])?;
         serde_json::from_str(&out).with_context(|| format!("parsing `status --json`: {out}"))
+    }
+
+    /// The status of the managed uplink `name`.
+    pub fn uplink(&self, name: &str) -> Result<UplinkReport> {
+        self.status()?
+            .uplinks
+            .into_iter()
+            .find(|u| u.name == name)
+            .with_context(|| format!("{name} is not a managed uplink"))
     }
 
     /// `failover switch NAME [--for DURATION]`.

@@ -21,7 +21,6 @@ use failover_tests::{
     privilege::skip_unless_root,
     stream,
 };
-use failover_user::control::UplinkReport;
 
 const HOST: &str = Plan::NS_HOST1;
 const SERVER_PORT: u16 = 8080;
@@ -99,13 +98,12 @@ fn fetch(to: SocketAddr) -> Result<SocketAddr> {
     Client::open(to)?.get()
 }
 
-fn report_of(daemon: &DaemonGuard, name: &str) -> UplinkReport {
-    let status = daemon.status().expect("status");
-    status
-        .uplinks
-        .into_iter()
-        .find(|u| u.name == name)
-        .expect("the uplink is managed")
+/// The packets the data plane sent out through `uplink`.
+fn packets_out(daemon: &DaemonGuard, uplink: &str) -> u64 {
+    daemon
+        .uplink(uplink)
+        .expect("the uplink's status")
+        .packets_out
 }
 
 fn wait_active(daemon: &DaemonGuard, name: &str, within: Duration) {
@@ -130,16 +128,16 @@ fn a_forward_answers_on_each_uplink_and_its_replies_keep_that_uplink() {
     // Through lte while fiber carries the LAN's flows: the replies leave through lte, with
     // lte's address, and nothing leaves there with a LAN source.
     let (fiber_before, lte_before) = (
-        report_of(&daemon, Isp::Fiber.uplink().router.name).packets_out,
-        report_of(&daemon, Isp::Lte.uplink().router.name).packets_out,
+        packets_out(&daemon, Isp::Fiber.uplink().router.name),
+        packets_out(&daemon, Isp::Lte.uplink().router.name),
     );
     let capture = Capture::start(Isp::Lte).expect("capture at lte's ISP");
     let seen = fetch(public(Isp::Lte)).expect("the site through lte");
     assert_eq!(seen.ip(), client_addr(Isp::Lte));
     let sources = capture.stop().expect("reading the capture");
     let (fiber_after, lte_after) = (
-        report_of(&daemon, Isp::Fiber.uplink().router.name).packets_out,
-        report_of(&daemon, Isp::Lte.uplink().router.name).packets_out,
+        packets_out(&daemon, Isp::Fiber.uplink().router.name),
+        packets_out(&daemon, Isp::Lte.uplink().router.name),
     );
     assert!(
         lte_after >= lte_before + 2,
@@ -237,14 +235,14 @@ fn a_vps_forwards_its_port_through_a_wireguard_uplink() {
     stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
     let vps = SocketAddr::from((Wg::VPS_IP, PUBLIC_PORT));
 
-    let before = report_of(&daemon, Wg::ROUTER_DEV).packets_out;
+    let before = packets_out(&daemon, Wg::ROUTER_DEV);
     let seen = fetch(vps).expect("the site through the VPS");
     assert_eq!(
         seen.ip(),
         Wg::INET_SIDE_IP,
         "the server sees the client itself"
     );
-    let after = report_of(&daemon, Wg::ROUTER_DEV).packets_out;
+    let after = packets_out(&daemon, Wg::ROUTER_DEV);
     assert!(
         after >= before + 2,
         "the replies went back into the tunnel: {before} -> {after}"

@@ -14,7 +14,6 @@ use failover_tests::{
     privilege::skip_unless_root,
     stream::{self, EchoStream},
 };
-use failover_user::control::UplinkReport;
 
 const HOST: &str = Plan::NS_HOST1;
 const MOVE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -30,16 +29,6 @@ fn start<L>(uplink: &str, link: impl FnOnce() -> anyhow::Result<L>) -> (LabGuard
         .expect("starting failover run");
     stream::wait_for_uplink(HOST, Isp::Fiber, MOVE_TIMEOUT).expect("fiber carries");
     (lab, link, daemon)
-}
-
-/// The controller's status of `uplink`.
-fn report_of(daemon: &DaemonGuard, uplink: &str) -> UplinkReport {
-    let status = daemon.status().expect("status");
-    status
-        .uplinks
-        .into_iter()
-        .find(|u| u.name == uplink)
-        .expect("the uplink is managed")
 }
 
 /// A LAN host's ordinary traffic through the uplink whose address is `source` and whose
@@ -75,7 +64,7 @@ fn assert_everything_works_through(source: Ipv4Addr, next_hop: Ipv4Addr) {
 /// fiber's gateway goes silent under a download: the download is reset, new flows and a UDP
 /// stream move to `uplink` (address `source`), where the uplink's data path is TC.
 fn assert_fails_over_from_fiber(daemon: &DaemonGuard, uplink: &str, source: Ipv4Addr) {
-    let report = report_of(daemon, uplink);
+    let report = daemon.uplink(uplink).expect("the uplink's status");
     assert_eq!(report.state, "up", "{report:?}");
     let datapath = report.datapath.as_deref().unwrap_or_default();
     assert!(
@@ -114,7 +103,7 @@ fn assert_fails_over_from_fiber(daemon: &DaemonGuard, uplink: &str, source: Ipv4
 
 /// The data plane (not the kernel) translated the uplink's packets, and no redirect failed.
 fn assert_carried_by_the_data_plane(daemon: &DaemonGuard, uplink: &str) {
-    let report = report_of(daemon, uplink);
+    let report = daemon.uplink(uplink).expect("the uplink's status");
     assert!(
         report.packets_out > 100 && report.packets_in > 100,
         "{report:?}"

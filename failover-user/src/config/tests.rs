@@ -331,20 +331,7 @@ fn each_problem_is_located_with_a_hint() {
             (6, 8),
         ),
     ];
-    let mut wrong = Vec::new();
-    for (name, text, needle, at) in cases {
-        let found = problems(&text);
-        match &found[..] {
-            [problem]
-                if problem.message.contains(needle)
-                    && !problem.hint.is_empty()
-                    && (problem.line, problem.column) == at => {}
-            _ => wrong.push(format!(
-                "{name}: expected `{needle}` at {at:?}, got {found:#?}"
-            )),
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_each_located(&cases);
 }
 
 #[test]
@@ -674,20 +661,7 @@ fn forward_problems_are_located_with_a_hint() {
             (13, 8),
         ),
     ];
-    let mut wrong = Vec::new();
-    for (name, text, needle, at) in cases {
-        let found = problems(&text);
-        match &found[..] {
-            [problem]
-                if problem.message.contains(needle)
-                    && !problem.hint.is_empty()
-                    && (problem.line, problem.column) == at => {}
-            _ => wrong.push(format!(
-                "{name}: expected `{needle}` at {at:?}, got {found:#?}"
-            )),
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_each_located(&cases);
 }
 
 #[test]
@@ -744,4 +718,23 @@ fn check_config_warns_of_a_forward_behind_carrier_grade_nat_only() {
         warn("web", "vpn", "203.0.113.7".parse().unwrap(), true),
         None
     );
+}
+
+/// Each case `(name, config text, message part, (line, column))` gives exactly one problem,
+/// with that message part, a hint, and that place; every wrong case is listed at once.
+fn assert_each_located(cases: &[(&str, String, &str, (usize, usize))]) {
+    let mut wrong = Vec::new();
+    for (name, text, needle, at) in cases {
+        let found = problems(text);
+        match &found[..] {
+            [problem]
+                if problem.message.contains(needle)
+                    && !problem.hint.is_empty()
+                    && (problem.line, problem.column) == *at => {}
+            _ => wrong.push(format!(
+                "{name}: expected `{needle}` at {at:?}, got {found:#?}"
+            )),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -114,20 +114,13 @@ impl Validator {
         for (i, uplink) in config.uplinks.iter_mut().enumerate() {
             let at = |key: &str| format!("uplink.{i}.{key}");
             let name = &uplink.name;
-            if let Err(why) = check_uplink_name(name) {
-                self.fail(
-                    &[&at("name")],
-                    format!("uplink name `{name}` {why}"),
-                    "use 1-15 of a-z, 0-9, `_` and `-`, e.g. \"fiber\" or \"lte\"",
-                );
-            }
-            if !names.insert(name.clone()) {
-                self.fail(
-                    &[&at("name")],
-                    format!("two uplinks are named `{name}`"),
-                    "give each uplink its own name",
-                );
-            }
+            self.name(
+                &at("name"),
+                "uplink",
+                name,
+                "\"fiber\" or \"lte\"",
+                &mut names,
+            );
             let interface = &uplink.interface;
             self.interface_name(&at("interface"), interface);
             if !interfaces.insert(interface.clone()) {
@@ -231,6 +224,32 @@ impl Validator {
         }
     }
 
+    /// A `kind`'s name at `key`: 1-15 safe characters, and none given twice (`seen` holds the
+    /// names so far).
+    fn name(
+        &mut self,
+        key: &str,
+        kind: &str,
+        name: &str,
+        examples: &str,
+        seen: &mut HashSet<String>,
+    ) {
+        if let Err(why) = check_uplink_name(name) {
+            self.fail(
+                &[key],
+                format!("{kind} name `{name}` {why}"),
+                format!("use 1-15 of a-z, 0-9, `_` and `-`, e.g. {examples}"),
+            );
+        }
+        if !seen.insert(name.to_owned()) {
+            self.fail(
+                &[key],
+                format!("two {kind}s are named `{name}`"),
+                format!("give each {kind} its own name"),
+            );
+        }
+    }
+
     /// The `[[forward]]`s: names, uplinks, ports, and no port forwarded twice.
     fn forwards(&mut self, config: &Config) {
         let uplink_names = config.uplink_names();
@@ -238,20 +257,13 @@ impl Validator {
         for (i, forward) in config.forwards.iter().enumerate() {
             let at = |key: &str| format!("forward.{i}.{key}");
             let name = &forward.name;
-            if let Err(why) = check_uplink_name(name) {
-                self.fail(
-                    &[&at("name")],
-                    format!("forward name `{name}` {why}"),
-                    "use 1-15 of a-z, 0-9, `_` and `-`, e.g. \"web\" or \"mail\"",
-                );
-            }
-            if !names.insert(name.clone()) {
-                self.fail(
-                    &[&at("name")],
-                    format!("two forwards are named `{name}`"),
-                    "give each forward its own name",
-                );
-            }
+            self.name(
+                &at("name"),
+                "forward",
+                name,
+                "\"web\" or \"mail\"",
+                &mut names,
+            );
             if let Some(listed) = &forward.uplinks {
                 if listed.is_empty() {
                     self.fail(
