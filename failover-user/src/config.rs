@@ -24,11 +24,13 @@
 //! problem found, each with its line, column and a hint. Loading is pure, so a reload that
 //! meets an invalid file reports it and keeps running with the config it has.
 
+mod dns;
 mod error;
 mod forward;
 mod summary;
 mod validate;
 
+pub use dns::{DnsConfig, DnsServer};
 pub use error::{ConfigError, Problem};
 pub use forward::{
     ForwardConfig, ForwardEntry, ForwardProto, ForwardTo, PortSpan, reachability_warning,
@@ -60,6 +62,8 @@ pub struct Config {
     /// internet); default none.
     #[serde(rename = "forward", default)]
     pub forwards: Vec<ForwardConfig>,
+    /// DNS records kept pointed at the uplink carrying new flows; default none.
+    pub dns: Option<DnsConfig>,
     #[serde(default)]
     pub health: HealthConfig,
     #[serde(default)]

@@ -114,6 +114,28 @@ pub struct StatusReport {
     pub lan: Option<String>,
     #[serde(default)]
     pub lan_datapath: Option<String>,
+    /// `[dns]`: where the records point and what the server said; `None` without it.
+    #[serde(default)]
+    pub dns: Option<DnsStatus>,
+}
+
+/// The `[dns]` records and their last update.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DnsStatus {
+    pub server: String,
+    pub records: Vec<String>,
+    /// The uplink carrying the services, and the address the records should have.
+    pub uplink: Option<String>,
+    pub address: Option<String>,
+    /// The server acknowledged that address.
+    pub acknowledged: bool,
+    /// Attempts to send it so far.
+    pub attempts: u32,
+    /// Why the last attempt was not acknowledged.
+    pub error: Option<String>,
+    /// The last address the server acknowledged, with its uplink.
+    pub last_acknowledged: Option<String>,
+    pub secs_since_last_attempt: Option<f64>,
 }
 
 /// A LAN host refused new flows at its `[limits]`.

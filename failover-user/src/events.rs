@@ -30,6 +30,9 @@ pub mod kind {
     /// A LAN host reached its `[limits]` (`ok` to `limited`: its new flows are dropped) or
     /// is no longer refused (`limited` to `ok`); the host is in the evidence.
     pub const HOST_LIMIT: &str = "host-limit";
+    /// The `[dns]` records were pointed at an uplink's address (`to`), or the server has not
+    /// acknowledged the update yet (it is retried).
+    pub const DNS: &str = "dns";
 }
 
 /// A hook still running after this long is killed.

@@ -6,6 +6,7 @@ pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod dataplane;
+pub mod dns_update;
 // Loading, attaching and pinning live in `dataplane` (every use of aya is there); their
 // paths at the crate root stay.
 pub use dataplane::{attachments, loader, pins};

@@ -232,6 +232,13 @@ fn check_config(file: &Path) -> ExitCode {
             for warning in forward_warnings(&config) {
                 println!("{warning}");
             }
+            // The daemon reads the key at start; an unusable one is an error here too.
+            if let Some(dns) = &config.dns
+                && let Err(e) = failover_user::dns_update::Settings::new(dns)
+            {
+                eprintln!("{}: [dns]: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -453,7 +460,38 @@ fn status_table(status: &control::StatusReport) -> String {
     out.push_str(&dataplane_line(status));
     out.push_str(&host_limits_line(status));
     out.push_str(&datapaths_line(status));
+    if let Some(dns) = &status.dns {
+        out.push_str(&dns_line(dns));
+    }
     out
+}
+
+/// The status table's line on `[dns]`: where the records point and what the server said.
+fn dns_line(dns: &control::DnsStatus) -> String {
+    let records = dns.records.join(", ");
+    let (Some(uplink), Some(address)) = (&dns.uplink, &dns.address) else {
+        return format!("dns: {records}: waiting for the carrying uplink's address\n");
+    };
+    let state = if dns.acknowledged {
+        format!(
+            "acknowledged by {} after {} attempt(s), {:.0} s ago",
+            dns.server,
+            dns.attempts,
+            dns.secs_since_last_attempt.unwrap_or_default()
+        )
+    } else if let Some(error) = &dns.error {
+        format!(
+            "not acknowledged by {} after {} attempt(s), retrying: {error}",
+            dns.server, dns.attempts
+        )
+    } else {
+        format!("update on its way to {}", dns.server)
+    };
+    let before = match &dns.last_acknowledged {
+        Some(last) if !dns.acknowledged => format!("; last acknowledged {last}"),
+        _ => String::new(),
+    };
+    format!("dns: {records} -> {address} ({uplink}) {state}{before}\n")
 }
 
 /// The status table's line on the data plane's own checks (see `daemon::watchdog`).
@@ -621,6 +659,7 @@ mod tests {
             }],
             lan: Some("lan0".to_owned()),
             lan_datapath: Some("tc (r8169: no native XDP with redirects)".to_owned()),
+            dns: None,
         });
         let [header, row, guard, dataplane, limits, paths] = table.lines().collect::<Vec<_>>()[..]
         else {
@@ -649,6 +688,38 @@ mod tests {
         assert_eq!(
             paths,
             "data paths: lan0 tc (r8169: no native XDP with redirects); fiber xdp (veth: native XDP, redirect target)"
+        );
+    }
+
+    #[test]
+    fn the_dns_line_says_where_the_records_point_and_what_the_server_said() {
+        let mut dns = failover_user::control::DnsStatus {
+            server: "192.0.2.53:53".to_owned(),
+            records: vec!["www.example.com".to_owned(), "mail.example.com".to_owned()],
+            uplink: Some("lte".to_owned()),
+            address: Some("198.51.100.2".to_owned()),
+            acknowledged: true,
+            attempts: 1,
+            error: None,
+            last_acknowledged: Some("198.51.100.2 (lte)".to_owned()),
+            secs_since_last_attempt: Some(12.2),
+        };
+        assert_eq!(
+            super::dns_line(&dns),
+            "dns: www.example.com, mail.example.com -> 198.51.100.2 (lte) acknowledged by 192.0.2.53:53 after 1 attempt(s), 12 s ago\n"
+        );
+        dns.acknowledged = false;
+        dns.attempts = 3;
+        dns.error = Some("no answer".to_owned());
+        dns.last_acknowledged = Some("192.0.2.1 (fiber)".to_owned());
+        assert_eq!(
+            super::dns_line(&dns),
+            "dns: www.example.com, mail.example.com -> 198.51.100.2 (lte) not acknowledged by 192.0.2.53:53 after 3 attempt(s), retrying: no answer; last acknowledged 192.0.2.1 (fiber)\n"
+        );
+        dns.address = None;
+        assert_eq!(
+            super::dns_line(&dns),
+            "dns: www.example.com, mail.example.com: waiting for the carrying uplink's address\n"
         );
     }
 

@@ -738,3 +738,93 @@ fn assert_each_located(cases: &[(&str, String, &str, (usize, usize))]) {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// `[dns]` with `extra` after its required keys (lines 9-12; `extra` starts on line 13).
+fn dns(zone: &str, records: &str, extra: &str) -> String {
+    format!(
+        "{TWO}[dns]\nserver = \"192.0.2.53\"\nzone = \"{zone}\"\nkey_file = \"/etc/failover/tsig.key\"\nrecords = {records}\n{extra}"
+    )
+}
+
+#[test]
+fn a_dns_section_has_defaults_and_its_rules_are_located() {
+    let config = parse(&dns("example.com", "[\"www.example.com\"]", ""), "t").expect("valid");
+    let section = config.dns.expect("[dns]");
+    assert_eq!(section.server.0, "192.0.2.53:53".parse().expect("addr"));
+    assert_eq!(section.ttl, Duration::from_secs(30));
+    assert_eq!(section.timeout, Duration::from_secs(2));
+    let with_port = parse(
+        &dns("example.com", "[\"www.example.com\"]", "").replace("192.0.2.53", "192.0.2.53:5300"),
+        "t",
+    )
+    .expect("valid");
+    assert_eq!(with_port.dns.expect("[dns]").server.0.port(), 5300);
+    let www = "[\"www.example.com\"]";
+    let cases: Vec<(&str, String, &str, (usize, usize))> = vec![
+        (
+            "no records",
+            dns("example.com", "[]", ""),
+            "names no record",
+            (12, 11),
+        ),
+        (
+            "record outside the zone",
+            dns("example.com", "[\"www.example.org\"]", ""),
+            "not in zone",
+            (12, 12),
+        ),
+        (
+            "record twice",
+            dns(
+                "example.com",
+                "[\"www.example.com\", \"WWW.example.com\"]",
+                "",
+            ),
+            "listed twice",
+            (12, 31),
+        ),
+        (
+            "bad zone",
+            dns("exa mple..com", www, ""),
+            "not a domain name",
+            (10, 8),
+        ),
+        (
+            "zero ttl",
+            dns("example.com", www, "ttl = \"0s\"\n"),
+            "whole number",
+            (13, 7),
+        ),
+        (
+            "fractional ttl",
+            dns("example.com", www, "ttl = \"1500ms\"\n"),
+            "whole number",
+            (13, 7),
+        ),
+        (
+            "zero timeout",
+            dns("example.com", www, "timeout = \"0s\"\n"),
+            "zero",
+            (13, 11),
+        ),
+        (
+            "bad server",
+            dns("example.com", www, "").replace("192.0.2.53", "dns.example.com"),
+            "not an IPv4 address",
+            (9, 10),
+        ),
+        (
+            "unspecified server",
+            dns("example.com", www, "").replace("192.0.2.53", "0.0.0.0"),
+            "not a server's address",
+            (9, 10),
+        ),
+        (
+            "unknown key",
+            dns("example.com", www, "tll = \"30s\"\n"),
+            "unknown field",
+            (13, 1),
+        ),
+    ];
+    assert_each_located(&cases);
+}

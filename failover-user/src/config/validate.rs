@@ -8,8 +8,10 @@ use humantime::format_duration;
 
 use crate::kernel_guard;
 
+use hickory_proto::rr::Name;
+
 use super::{
-    Config, HealthConfig, UplinkConfig,
+    Config, DnsConfig, HealthConfig, UplinkConfig,
     error::{Finding, SEE_EXAMPLE},
     parse_port_range,
 };
@@ -17,6 +19,8 @@ use super::{
 /// Linux's IFNAMSIZ (16) minus the terminating NUL.
 const IFNAME_MAX: usize = 15;
 const MSS_RANGE: std::ops::RangeInclusive<u16> = 536..=9000;
+/// RFC 2181 allows more, but a record that must follow a switch wants minutes at most.
+const MAX_DNS_TTL: Duration = Duration::from_hours(24);
 
 /// Checks every rule and fills in what validation computes (the parsed port ranges). Returns
 /// every broken rule, so one run of `check-config` shows them all.
@@ -25,6 +29,9 @@ pub(super) fn validate(config: &mut Config) -> Vec<Finding> {
     v.lan(&config.lan);
     v.uplinks(config);
     v.forwards(config);
+    if let Some(dns) = &config.dns {
+        v.dns(dns);
+    }
     v.health(&config.health);
     if let Some(hook) = &config.events.hook
         && !hook.is_absolute()
@@ -369,6 +376,81 @@ impl Validator {
                 );
                 return;
             }
+        }
+    }
+
+    /// `[dns]`: a zone and names inside it, a TTL in whole seconds.
+    fn dns(&mut self, dns: &DnsConfig) {
+        let zone = match Name::from_ascii(&dns.zone) {
+            Ok(zone) if !dns.zone.trim().is_empty() => Some(zone),
+            _ => {
+                self.fail(
+                    &["dns.zone"],
+                    format!("zone `{}` is not a domain name", dns.zone),
+                    "name the zone the records are in, e.g. \"example.com\"",
+                );
+                None
+            }
+        };
+        if dns.records.is_empty() {
+            self.fail(
+                &["dns.records"],
+                "`records` names no record".to_owned(),
+                "list the names to keep pointed at the carrying uplink, e.g. [\"www.example.com\"]",
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, record) in dns.records.iter().enumerate() {
+            let at = format!("dns.records.{i}");
+            match Name::from_ascii(record) {
+                Err(_) => self.fail(
+                    &[&at, "dns.records"],
+                    format!("record `{record}` is not a domain name"),
+                    "write a name such as \"www.example.com\"",
+                ),
+                Ok(name) => {
+                    if let Some(zone) = &zone
+                        && !zone.zone_of(&name)
+                    {
+                        self.fail(
+                            &[&at, "dns.records"],
+                            format!("record `{record}` is not in zone `{}`", dns.zone),
+                            "the server updates only names inside the zone; name the zone that holds it",
+                        );
+                    }
+                    if !seen.insert(name.to_lowercase()) {
+                        self.fail(
+                            &[&at, "dns.records"],
+                            format!("record `{record}` is listed twice"),
+                            "list each name once",
+                        );
+                    }
+                }
+            }
+        }
+        if dns.ttl.is_zero() || dns.ttl.subsec_nanos() != 0 || dns.ttl > MAX_DNS_TTL {
+            self.fail(
+                &["dns.ttl"],
+                format!(
+                    "ttl {} is not a whole number of seconds from 1 s to 1 day",
+                    show(dns.ttl)
+                ),
+                "a short TTL lets resolvers follow a switch soon, e.g. \"30s\"",
+            );
+        }
+        if dns.timeout.is_zero() {
+            self.fail(
+                &["dns.timeout"],
+                "`timeout` is zero".to_owned(),
+                "give a duration such as \"2s\", or remove it",
+            );
+        }
+        if dns.server.0.ip().is_unspecified() || dns.server.0.port() == 0 {
+            self.fail(
+                &["dns.server"],
+                format!("server {} is not a server's address", dns.server),
+                "name the zone's primary server, e.g. \"192.0.2.53\"",
+            );
         }
     }
 

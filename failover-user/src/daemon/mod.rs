@@ -5,6 +5,7 @@
 
 mod blackhole;
 mod datapaths;
+mod dns;
 mod flows;
 mod forwards;
 mod host_limits;
@@ -32,6 +33,7 @@ use crate::{
     config::Config,
     control::{self, Call, Request, Response},
     dataplane::TableSizes,
+    dns_update,
     events::{self, Event, EventLog},
     health::{Health, Sample, State, Transition},
     loader::{self, LoaderSpec, Running, UplinkSpec},
@@ -114,6 +116,8 @@ struct Daemon {
     host_limiter: host_limits::HostLimiter,
     /// The LAN interface's data path; `None` when its facts are unreadable.
     lan_datapath: Option<crate::datapath::Choice>,
+    /// `[dns]`: the records following the active uplink.
+    dns: Option<dns::DnsFollower>,
     _server: tokio::task::JoinHandle<()>,
     /// Held while this controller runs (`instance_lock`).
     _lock: std::fs::File,
@@ -138,6 +142,8 @@ impl Daemon {
         };
         // Before anything else: a second controller must not touch the first one's state.
         let lock = instance_lock::acquire(&config.state_dir)?;
+        // Before the data plane: an unusable key file must stop the start, not a switch.
+        let dns = dns::DnsFollower::start(&config)?;
         let start = Instant::now();
         let mut health = Health::new(&config.health, &config.uplinks, start);
         let mut policy = Policy::new(&config.health, &config.uplinks, start);
@@ -209,6 +215,7 @@ impl Daemon {
             watchdog: watchdog::Watchdog::default(),
             host_limiter: host_limits::HostLimiter::default(),
             lan_datapath: Some(datapaths::choose_all(&running, &mut uplinks)),
+            dns,
             path: std::path::PathBuf::new(),
             detach_on_exit: false,
             settle_until,
@@ -247,6 +254,11 @@ impl Daemon {
                     let _ = reply.send(response);
                 }
                 _ = tick.tick() => self.evaluate(Instant::now()),
+                Some(outcome) = next_dns_outcome(self.dns.as_mut()) => {
+                    if let Some(event) = self.dns.as_mut().and_then(|d| d.on_outcome(outcome)) {
+                        self.log(event);
+                    }
+                }
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 _ = term.recv() => return Ok(()),
                 _ = hangup.recv() => self.reload(),
@@ -301,6 +313,7 @@ impl Daemon {
             .purge_due(self.running.dataplane_mut(), now, |slot| {
                 !self.uplinks[slot as usize].usable
             });
+        self.point_dns();
         for (index, uplink) in self.uplinks.iter().enumerate() {
             let interval = self.health.probe_interval(index, index == self.active);
             uplink.probes.interval.send_if_modified(|current| {
@@ -309,6 +322,20 @@ impl Daemon {
                 changed
             });
         }
+    }
+
+    /// `[dns]` follows the active uplink: its public address, sent through it.
+    fn point_dns(&self) {
+        let Some(dns) = &self.dns else {
+            return;
+        };
+        let managed = &self.uplinks[self.active];
+        dns.point_at(dns::target_for(
+            &managed.spec.name,
+            self.config.uplinks[self.active].public_address,
+            managed.described.addr,
+            managed.path.as_ref(),
+        ));
     }
 
     /// Tells the data plane whether an uplink may carry flows; when it may not, its flows
@@ -682,6 +709,14 @@ impl Daemon {
         } else {
             info!(pins = %pins.dir().display(), "controller stopped; the data plane keeps forwarding (a restarted `failover run` adopts it, `failover detach` removes it)");
         }
+    }
+}
+
+/// The next `[dns]` outcome; never, without `[dns]`.
+async fn next_dns_outcome(dns: Option<&mut dns::DnsFollower>) -> Option<dns_update::Outcome> {
+    match dns {
+        Some(dns) => dns.next_outcome().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -110,5 +110,6 @@ pub(super) fn status(daemon: &Daemon, now: Instant) -> StatusReport {
             .collect(),
         lan: daemon.config.lan.first().cloned(),
         lan_datapath: daemon.lan_datapath.as_ref().map(ToString::to_string),
+        dns: daemon.dns.as_ref().map(super::dns::DnsFollower::status),
     }
 }

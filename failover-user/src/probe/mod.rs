@@ -217,7 +217,7 @@ pub async fn run_probe(
 }
 
 /// `probe` with a deadline: [`ProbeError::Timeout`] when it takes longer than `timeout`.
-async fn within<T>(
+pub(crate) async fn within<T>(
     timeout: Duration,
     probe: impl Future<Output = Result<T, ProbeError>>,
 ) -> Result<T, ProbeError> {
@@ -228,7 +228,7 @@ async fn within<T>(
 
 /// A non-blocking IPv4 socket bound to the uplink's interface and source address (port
 /// chosen by the kernel), the start of every IP probe.
-fn bound_socket(path: &ProbePath, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+pub(crate) fn bound_socket(path: &ProbePath, ty: Type, protocol: Protocol) -> io::Result<Socket> {
     let socket = Socket::new(Domain::IPV4, ty, Some(protocol))?;
     socket.set_nonblocking(true)?;
     socket.bind_device(Some(path.interface.as_bytes()))?;
