@@ -8,6 +8,7 @@
 mod cmd;
 mod fault;
 mod guard;
+mod knot;
 mod nft;
 mod plan;
 mod probe;
@@ -25,6 +26,7 @@ use anyhow::{Context, Result};
 pub use cmd::{Captured, Cmd};
 pub use fault::{Fault, active_faults, fault, heal};
 pub use guard::LabGuard;
+pub use knot::Knot;
 pub use plan::{Cidr, Iface, Isp, Mac, ParseError, Plan, Uplink, VethPair};
 pub use probe::{
     LinkState, Neighbour, Ping, Trace, expect_within, flush_neighbours, flush_route_cache,

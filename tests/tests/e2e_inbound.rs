@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 use failover_tests::{
     capture::{self, Capture},
     daemon::DaemonGuard,
-    lab::{self, Fault, Isp, LabGuard, Plan, Wg, WgLink},
+    lab::{self, Fault, Isp, Knot, LabGuard, Plan, Wg, WgLink},
     lan_server::LanServer,
     netns,
     privilege::skip_unless_root,
@@ -49,6 +49,34 @@ fn client_addr(isp: Isp) -> Ipv4Addr {
     match isp {
         Isp::Fiber => "198.18.1.2".parse().expect("address"),
         Isp::Lte => "198.18.2.2".parse().expect("address"),
+    }
+}
+
+/// The names `[dns]` keeps pointed at the carrying uplink in the DNS test.
+const WWW: &str = "www.lab.example";
+const MAIL: &str = "mail.lab.example";
+
+/// The site fetched by name from the internet: `name` asked of the zone's server (as a
+/// resolver whose cache has expired would), then one request to the address it gives.
+fn fetch_by_name(knot: &Knot, name: &str) -> Result<(Ipv4Addr, SocketAddr)> {
+    let [address] = knot.query(name)?[..] else {
+        bail!("{name} has not exactly one address");
+    };
+    Ok((address, fetch(SocketAddr::from((address, PUBLIC_PORT)))?))
+}
+
+/// Until every `[dns]` record points at `address`.
+fn wait_records(knot: &Knot, address: Ipv4Addr, within: Duration) {
+    let deadline = Instant::now() + within;
+    for name in [WWW, MAIL] {
+        while knot.query(name).ok().as_deref() != Some(&[address]) {
+            assert!(
+                Instant::now() < deadline,
+                "{name} never pointed at {address}: {:?}",
+                knot.query(name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -252,4 +280,135 @@ fn a_vps_forwards_its_port_through_a_wireguard_uplink() {
     wait_active(&daemon, Wg::ROUTER_DEV, MOVE_TIMEOUT);
     let seen = fetch(vps).expect("the site through the VPS during fiber's outage");
     assert_eq!(seen.ip(), Wg::INET_SIDE_IP);
+}
+
+#[test]
+fn dns_follows_the_uplink_that_carries_the_site() {
+    if skip_unless_root("dns_follows_the_uplink_that_carries_the_site") {
+        return;
+    }
+    let _lab = LabGuard::up().expect("building the lab");
+    let _server = LanServer::start(HOST, SERVER_PORT).expect("the LAN web server");
+    let knot = Knot::start(&[WWW, MAIL]).expect("the zone's server");
+    let dns = knot.dns_section(&[WWW, MAIL], "5s").expect("[dns]");
+    let daemon = DaemonGuard::start_with(&format!("{CONFIG}{dns}")).expect("failover run");
+    let (fiber, lte) = (Isp::Fiber.uplink(), Isp::Lte.uplink());
+
+    // At start the records leave their stale address for fiber's, with the configured TTL,
+    // and the site answers by name through fiber.
+    wait_records(&knot, fiber.router.ip(), MOVE_TIMEOUT);
+    assert_eq!(knot.ttl(WWW).expect("the TTL"), 5);
+    let (address, seen) = fetch_by_name(&knot, WWW).expect("the site by name");
+    assert_eq!(
+        (address, seen.ip()),
+        (fiber.router.ip(), client_addr(Isp::Fiber).into())
+    );
+    let status = daemon
+        .status()
+        .expect("status")
+        .dns
+        .expect("the dns status");
+    assert!(status.acknowledged, "{status:?}");
+    assert_eq!(status.address, Some(fiber.router.ip().to_string()));
+    assert_eq!(status.uplink.as_deref(), Some(fiber.router.name));
+
+    // fiber's gateway goes silent: the update goes out through lte and the site answers by
+    // name through lte.
+    let fault = Instant::now();
+    lab::fault(Isp::Fiber, Fault::GatewaySilent).expect("gateway-silent");
+    let answered = loop {
+        // Asked again until it names lte (a fetch from fiber's silent address would hang).
+        if knot.query(WWW).ok().as_deref() == Some(&[lte.router.ip()]) {
+            let (address, seen) = fetch_by_name(&knot, WWW).expect("the site by name via lte");
+            assert_eq!(
+                (address, seen.ip()),
+                (lte.router.ip(), client_addr(Isp::Lte).into())
+            );
+            break fault.elapsed();
+        }
+        assert!(
+            fault.elapsed() < MOVE_TIMEOUT,
+            "the name never led through lte"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!(
+        "the site answered by name through lte {} ms after the fault (TTL 5 s; a resolver's cache adds up to it)",
+        answered.as_millis()
+    );
+    wait_records(&knot, lte.router.ip(), MOVE_TIMEOUT);
+    let events = daemon.events().expect("the event log");
+    let updates: Vec<_> = events.iter().filter(|e| e.kind == "dns").collect();
+    assert!(
+        updates.iter().any(|e| e.uplink == lte.router.name
+            && e.to == lte.router.ip().to_string()
+            && e.cause.starts_with("acknowledged")
+            && e.evidence.get("records").map(String::as_str)
+                == Some("www.lab.example,mail.lab.example")),
+        "{updates:#?}"
+    );
+
+    // Failback: the records follow fiber again.
+    lab::heal(Isp::Fiber).expect("healing fiber");
+    wait_active(&daemon, fiber.router.name, Duration::from_secs(30));
+    wait_records(&knot, fiber.router.ip(), MOVE_TIMEOUT);
+    let (address, seen) = fetch_by_name(&knot, WWW).expect("the site by name after failback");
+    assert_eq!(
+        (address, seen.ip()),
+        (fiber.router.ip(), client_addr(Isp::Fiber).into())
+    );
+}
+
+#[test]
+fn a_dns_update_with_a_key_the_server_refuses_is_retried_and_reported() {
+    if skip_unless_root("a_dns_update_with_a_key_the_server_refuses_is_retried_and_reported") {
+        return;
+    }
+    let _lab = LabGuard::up().expect("building the lab");
+    let knot = Knot::start(&[WWW, MAIL]).expect("the zone's server");
+    let dns = knot.dns_section(&[WWW, MAIL], "5s").expect("[dns]");
+    // Same key name and algorithm, another secret: the server must refuse it.
+    let key = knot.write_key_file().expect("the key file");
+    std::fs::write(
+        &key,
+        "key \"failover-lab.\" { algorithm hmac-sha256; secret \"d3Jvbmcgc2VjcmV0\"; };\n",
+    )
+    .expect("writing the wrong key");
+    let daemon = DaemonGuard::start_with(&format!("{CONFIG}{dns}")).expect("failover run");
+    let deadline = Instant::now() + MOVE_TIMEOUT;
+    let status = loop {
+        let status = daemon
+            .status()
+            .expect("status")
+            .dns
+            .expect("the dns status");
+        if status.attempts >= 2 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no retry: {status:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.acknowledged, "{status:?}");
+    assert!(
+        status
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("NOTAUTH")),
+        "{status:?}"
+    );
+    assert_eq!(
+        knot.query(WWW).expect("www"),
+        [Knot::STALE],
+        "nothing changed"
+    );
+    let events = daemon.events().expect("the event log");
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "dns" && e.cause.starts_with("not acknowledged"))
+        .collect();
+    assert_eq!(
+        failures.len(),
+        1,
+        "one event, then retries in the status: {failures:#?}"
+    );
 }

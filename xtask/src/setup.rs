@@ -66,6 +66,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "dnsmasq-base",
         "the lab internet host's DNS server (the binary only: `dnsmasq` would also start a system resolver)",
     ),
+    (
+        "knot",
+        "the lab internet host's authoritative DNS server, which takes the RFC 2136 updates of `[dns]`",
+    ),
+    (
+        "knot-dnsutils",
+        "kdig: the lab internet client's DNS queries for the updated records",
+    ),
     ("curl", "HTTP downloads from LAN hosts in the lab tests"),
     (
         "tcpdump",
