@@ -2,6 +2,7 @@
 //! that takes RFC 2136 updates signed with one TSIG key, and `kdig` queries of it from the
 //! internet, as a resolver would ask.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -147,7 +148,7 @@ fn zone_file(records: &[&str]) -> String {
         server = Plan::SERVER
     );
     for record in records {
-        zone.push_str(&format!("{record}. A {}\n", Knot::STALE));
+        let _ = writeln!(zone, "{record}. A {}", Knot::STALE);
     }
     zone
 }
