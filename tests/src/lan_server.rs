@@ -1,17 +1,21 @@
 //! A web server on a LAN host, for the inbound tests: it answers every request with the
 //! address and port it sees the client at, so a test tells whether the connection arrived
-//! untranslated (the internet client's own address) and through which forward.
+//! untranslated (the internet client's own address) and through which forward; and the
+//! internet's client of it, by address or by a name the lab's zone holds.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
-use crate::netns;
+use crate::{
+    lab::{Knot, Plan},
+    netns,
+};
 
 /// A server thread listening in a namespace; stopped when dropped.
 pub struct LanServer {
@@ -56,10 +60,10 @@ impl Drop for LanServer {
 }
 
 /// Answers each request on the connection (keep-alive) with `peer`, until the client closes
-/// it or stays silent for 30 s.
+/// it or stays silent for 90 s (longer than the demo's failback hold-down).
 fn serve(stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(90)));
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -84,4 +88,60 @@ fn serve(stream: TcpStream, peer: SocketAddr) {
             return;
         }
     }
+}
+
+/// A keep-alive HTTP connection from the internet to a forward.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn open(to: SocketAddr) -> Result<Self> {
+        let stream = netns::in_netns(Plan::NS_INET, || {
+            TcpStream::connect_timeout(&to, Duration::from_secs(3))
+        })?
+        .with_context(|| format!("connecting from the internet to {to}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        Ok(Self {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// `GET /`: the address the LAN server sees the client at.
+    pub fn get(&mut self) -> Result<SocketAddr> {
+        self.reader
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: site\r\n\r\n")?;
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                bail!("the connection closed");
+            }
+            if let Some(value) = line.strip_prefix("Content-Length: ") {
+                length = value.trim().parse()?;
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body)?;
+        Ok(String::from_utf8(body)?.trim().parse()?)
+    }
+}
+
+/// One request on a new connection: the address the LAN server saw the client at.
+pub fn fetch(to: SocketAddr) -> Result<SocketAddr> {
+    Client::open(to)?.get()
+}
+
+/// The site fetched by name from the internet: `name` asked of the zone's server (as a
+/// resolver whose cache has expired would), then one request to the address it gives on
+/// `port`. Returns that address and what the server saw.
+pub fn fetch_by_name(knot: &Knot, name: &str, port: u16) -> Result<(Ipv4Addr, SocketAddr)> {
+    let [address] = knot.query(name)?[..] else {
+        bail!("{name} has not exactly one address");
+    };
+    Ok((address, fetch(SocketAddr::from((address, port)))?))
 }

@@ -7,17 +7,14 @@
 //! port into a WireGuard uplink reaches the same server. Root only; run with
 //! `--test-threads=1`.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
 use failover_tests::{
     capture::{self, Capture},
     daemon::DaemonGuard,
     lab::{self, Fault, Isp, Knot, LabGuard, Plan, Wg, WgLink},
-    lan_server::LanServer,
-    netns,
+    lan_server::{Client, LanServer, fetch, fetch_by_name},
     privilege::skip_unless_root,
     stream,
 };
@@ -56,15 +53,6 @@ fn client_addr(isp: Isp) -> Ipv4Addr {
 const WWW: &str = "www.lab.example";
 const MAIL: &str = "mail.lab.example";
 
-/// The site fetched by name from the internet: `name` asked of the zone's server (as a
-/// resolver whose cache has expired would), then one request to the address it gives.
-fn fetch_by_name(knot: &Knot, name: &str) -> Result<(Ipv4Addr, SocketAddr)> {
-    let [address] = knot.query(name)?[..] else {
-        bail!("{name} has not exactly one address");
-    };
-    Ok((address, fetch(SocketAddr::from((address, PUBLIC_PORT)))?))
-}
-
 /// Until every `[dns]` record points at `address`.
 fn wait_records(knot: &Knot, address: Ipv4Addr, within: Duration) {
     let deadline = Instant::now() + within;
@@ -78,52 +66,6 @@ fn wait_records(knot: &Knot, address: Ipv4Addr, within: Duration) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// A keep-alive HTTP connection from the internet to a forward.
-struct Client {
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn open(to: SocketAddr) -> Result<Self> {
-        let stream = netns::in_netns(Plan::NS_INET, || {
-            TcpStream::connect_timeout(&to, Duration::from_secs(3))
-        })?
-        .with_context(|| format!("connecting from the internet to {to}"))?;
-        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        Ok(Self {
-            reader: BufReader::new(stream),
-        })
-    }
-
-    /// `GET /`: the address the LAN server sees the client at.
-    fn get(&mut self) -> Result<SocketAddr> {
-        self.reader
-            .get_mut()
-            .write_all(b"GET / HTTP/1.1\r\nHost: site\r\n\r\n")?;
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line)? == 0 {
-                bail!("the connection closed");
-            }
-            if let Some(value) = line.strip_prefix("Content-Length: ") {
-                length = value.trim().parse()?;
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body)?;
-        Ok(String::from_utf8(body)?.trim().parse()?)
-    }
-}
-
-/// One request on a new connection.
-fn fetch(to: SocketAddr) -> Result<SocketAddr> {
-    Client::open(to)?.get()
 }
 
 /// The packets the data plane sent out through `uplink`.
@@ -298,7 +240,7 @@ fn dns_follows_the_uplink_that_carries_the_site() {
     // and the site answers by name through fiber.
     wait_records(&knot, fiber.router.ip(), MOVE_TIMEOUT);
     assert_eq!(knot.ttl(WWW).expect("the TTL"), 5);
-    let (address, seen) = fetch_by_name(&knot, WWW).expect("the site by name");
+    let (address, seen) = fetch_by_name(&knot, WWW, PUBLIC_PORT).expect("the site by name");
     assert_eq!(
         (address, seen.ip()),
         (fiber.router.ip(), client_addr(Isp::Fiber).into())
@@ -319,7 +261,8 @@ fn dns_follows_the_uplink_that_carries_the_site() {
     let answered = loop {
         // Asked again until it names lte (a fetch from fiber's silent address would hang).
         if knot.query(WWW).ok().as_deref() == Some(&[lte.router.ip()]) {
-            let (address, seen) = fetch_by_name(&knot, WWW).expect("the site by name via lte");
+            let (address, seen) =
+                fetch_by_name(&knot, WWW, PUBLIC_PORT).expect("the site by name via lte");
             assert_eq!(
                 (address, seen.ip()),
                 (lte.router.ip(), client_addr(Isp::Lte).into())
@@ -352,7 +295,8 @@ fn dns_follows_the_uplink_that_carries_the_site() {
     lab::heal(Isp::Fiber).expect("healing fiber");
     wait_active(&daemon, fiber.router.name, Duration::from_secs(30));
     wait_records(&knot, fiber.router.ip(), MOVE_TIMEOUT);
-    let (address, seen) = fetch_by_name(&knot, WWW).expect("the site by name after failback");
+    let (address, seen) =
+        fetch_by_name(&knot, WWW, PUBLIC_PORT).expect("the site by name after failback");
     assert_eq!(
         (address, seen.ip()),
         (fiber.router.ip(), client_addr(Isp::Fiber).into())
