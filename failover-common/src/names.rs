@@ -89,6 +89,10 @@ pub const GLOBAL_IFINDEX_OFFSET: &str = "FO_IFINDEX_OFF";
 /// The nftables table (family `ip`) of the kernel-side leak guard and safety-net NAT.
 pub const NFT_TABLE: &str = "failover";
 
+/// The nftables table (family `ip`) of hairpin NAT: LAN hosts reaching a forward through an
+/// uplink's address.
+pub const NFT_HAIRPIN_TABLE: &str = "failover_hairpin";
+
 /// Directory under the BPF filesystem where maps and program links are pinned by default.
 pub const PIN_DIR: &str = "/sys/fs/bpf/failover";
 

@@ -19,14 +19,16 @@ use netlink_packet_core::{DefaultNla, NLM_F_APPEND, NLM_F_CREATE};
 use netlink_packet_netfilter::{
     NetfilterProtoFamily,
     nftables::{
-        Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute,
-        Expressions, Hook, Immediate, InetHookNumber, ListAttribute, Meta, MetaKey,
-        NfTablesMessage, Operator, Payload, Register, RuleAttribute, RuleMessage, TableAttribute,
-        TableMessage, Verdict, VerdictAttribute,
+        Bitwise, Cmp, DataAttribute, ExpressionAttribute, Expressions, Immediate, InetHookNumber,
+        Meta, MetaKey, NfTablesMessage, Payload, Register, RuleAttribute, RuleMessage, Verdict,
+        VerdictAttribute,
     },
 };
 
-use crate::nftables::{Change, NftError, Nftables};
+use crate::nftables::{
+    self, Change, NFT_PAYLOAD_NETWORK_HEADER, NFTNL_UDATA_RULE_COMMENT, NftError, Nftables,
+    comment, data, equal, expressions, immediate, interface_name, prefix_mask,
+};
 
 /// Source ports of the kernel's safety-net masquerade. The kernel's own local port range
 /// (32768-60999 by default) and every data-plane range must stay below it.
@@ -117,9 +119,25 @@ impl KernelGuard {
     pub fn install(spec: &GuardSpec) -> Result<Self, NftError> {
         let nft = Nftables::connect()?;
         let mut changes = remove_changes();
-        changes.push(table(NfTablesMessage::NewTable));
-        changes.push(base_chain(CHAIN_NAT, "nat", PRIORITY_NAT));
-        changes.push(base_chain(CHAIN_GUARD, "filter", PRIORITY_GUARD));
+        changes.push(nftables::table(
+            FAMILY,
+            names::NFT_TABLE,
+            NfTablesMessage::NewTable,
+        ));
+        changes.push(nftables::base_chain(
+            FAMILY,
+            names::NFT_TABLE,
+            CHAIN_NAT,
+            "nat",
+            (InetHookNumber::PostRouting, PRIORITY_NAT),
+        ));
+        changes.push(nftables::base_chain(
+            FAMILY,
+            names::NFT_TABLE,
+            CHAIN_GUARD,
+            "filter",
+            (InetHookNumber::PostRouting, PRIORITY_GUARD),
+        ));
         for interface in &spec.interfaces {
             changes.push(rule(spec, interface, Action::Masquerade));
             changes.push(rule(spec, interface, Action::Drop));
@@ -188,39 +206,7 @@ impl Ruleset {
 
 /// Add-then-delete: deletes the table whether it exists or not, within the transaction.
 fn remove_changes() -> Vec<Change> {
-    vec![
-        table(NfTablesMessage::NewTable),
-        table(NfTablesMessage::DeleteTable),
-    ]
-}
-
-fn table(message: fn(TableMessage) -> NfTablesMessage) -> Change {
-    Change {
-        family: FAMILY,
-        message: message(TableMessage {
-            attributes: vec![TableAttribute::Name(names::NFT_TABLE.to_owned())],
-        }),
-        flags: NLM_F_CREATE,
-    }
-}
-
-fn base_chain(name: &str, kind: &str, priority: u32) -> Change {
-    Change {
-        family: FAMILY,
-        message: NfTablesMessage::NewChain(ChainMessage {
-            attributes: vec![
-                ChainAttribute::Table(names::NFT_TABLE.to_owned()),
-                ChainAttribute::Name(name.to_owned()),
-                ChainAttribute::Hook(vec![
-                    Hook::Number(InetHookNumber::PostRouting.into()),
-                    Hook::Priority(priority),
-                ]),
-                ChainAttribute::Policy(NF_ACCEPT),
-                ChainAttribute::Type(kind.to_owned()),
-            ],
-        }),
-        flags: NLM_F_CREATE,
-    }
+    nftables::remove_table_changes(FAMILY, names::NFT_TABLE)
 }
 
 /// `oifname IF ip saddr LAN counter` and then `masquerade to :61000-65535` or `drop`.
@@ -298,43 +284,6 @@ fn rule(spec: &GuardSpec, interface: &str, action: Action) -> Change {
     }
 }
 
-fn equal(value: Vec<u8>) -> Expressions {
-    Expressions::Cmp(vec![
-        Cmp::SourceRegister(Register::Reg1),
-        Cmp::Op(Operator::Equal),
-        Cmp::Data(DataAttribute::Value(value)),
-    ])
-}
-
-fn immediate(register: Register, value: &[u8]) -> Expressions {
-    Expressions::Immediate(vec![
-        Immediate::DestinationRegister(register),
-        Immediate::Data(DataAttribute::Value(value.to_vec())),
-    ])
-}
-
-/// An interface name as `meta oifname` loads it: NUL-padded to `IFNAMSIZ`.
-fn interface_name(name: &str) -> Vec<u8> {
-    let mut bytes = name.as_bytes().to_vec();
-    bytes.resize(IFNAMSIZ, 0);
-    bytes
-}
-
-fn prefix_mask(prefix_len: u8) -> [u8; 4] {
-    let bits = u32::MAX
-        .checked_shl(32 - u32::from(prefix_len.min(32)))
-        .unwrap_or(0);
-    bits.to_be_bytes()
-}
-
-/// A rule comment as `nft` writes and shows it: a user-data TLV, NUL-terminated.
-fn comment(text: &str) -> Vec<u8> {
-    let mut value = text.as_bytes().to_vec();
-    value.push(0);
-    let len = u8::try_from(value.len()).expect("comments are short");
-    [vec![NFTNL_UDATA_RULE_COMMENT, len], value].concat()
-}
-
 fn parse_comment(user_data: &[u8]) -> Option<(Action, String)> {
     let (&[kind, len], rest) = user_data.split_first_chunk::<2>()?;
     let text = rest.get(..usize::from(len))?;
@@ -363,31 +312,9 @@ fn table_of(rule: &RuleMessage) -> Option<&str> {
     })
 }
 
-fn expressions(rule: &RuleMessage) -> impl Iterator<Item = &ExpressionAttribute> {
-    rule.attributes
-        .iter()
-        .filter_map(|a| match a {
-            RuleAttribute::Expressions(list) => Some(list),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|element| match element {
-            ListAttribute::Element(attributes) => Some(attributes),
-            _ => None,
-        })
-        .flatten()
-}
-
 fn expression_names(rule: &RuleMessage) -> impl Iterator<Item = &str> {
     expressions(rule).filter_map(|e| match e {
         ExpressionAttribute::Name(name) => Some(name.as_str()),
-        _ => None,
-    })
-}
-
-fn data(rule: &RuleMessage) -> impl Iterator<Item = &Expressions> {
-    expressions(rule).filter_map(|e| match e {
-        ExpressionAttribute::Data(data) => Some(data),
         _ => None,
     })
 }
@@ -436,19 +363,16 @@ fn names_interface(rule: &RuleMessage, interface: &str) -> bool {
 
 // linux/netfilter.h, linux/netfilter/nf_tables.h, libnftnl's udata.h, linux/if.h.
 const NF_DROP: u32 = 0;
-const NF_ACCEPT: u32 = 1;
-const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 const IPV4_SADDR_OFFSET: u32 = 12;
 const NFTA_MASQ_REG_PROTO_MIN: u16 = 2;
 const NFTA_MASQ_REG_PROTO_MAX: u16 = 3;
 const NFTA_COUNTER_BYTES: u16 = 1;
 const NFTA_COUNTER_PACKETS: u16 = 2;
-const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
-const IFNAMSIZ: usize = 16;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nftables::IFNAMSIZ;
 
     fn spec(prefix_len: u8) -> GuardSpec {
         GuardSpec {

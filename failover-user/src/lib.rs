@@ -12,6 +12,7 @@ pub mod dns_update;
 pub use dataplane::{attachments, loader, pins};
 pub mod events;
 pub mod flow_reset;
+pub mod hairpin;
 pub mod health;
 pub mod interface_facts;
 pub mod kernel_btf;

@@ -314,9 +314,10 @@ fn detach(config_path: &Path) -> anyhow::Result<ExitCode> {
     let pins = failover_user::pins::Pins::new(&config.pin_dir);
     failover_user::loader::remove_dataplane(&pins)?;
     println!(
-        "data plane detached; {} and the leak guard (nftables table ip {}) removed",
+        "data plane detached; {}, the leak guard and the hairpin NAT (nftables tables ip {} and ip {}) removed",
         pins.dir().display(),
-        failover_common::names::NFT_TABLE
+        failover_common::names::NFT_TABLE,
+        failover_common::names::NFT_HAIRPIN_TABLE
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -5,11 +5,16 @@
 use std::{cell::Cell, time::Duration};
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
-    nftables::{NfTablesMessage, RuleMessage},
+    nftables::{
+        ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions, Hook,
+        Immediate, InetHookNumber, ListAttribute, NfTablesMessage, Operator, Register,
+        RuleAttribute, RuleMessage, TableAttribute, TableMessage,
+    },
     none::ControlMessage,
 };
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
@@ -185,3 +190,119 @@ impl Nftables {
 
 /// `NFNL_SUBSYS_NFTABLES` (linux/netfilter/nfnetlink.h).
 const NFNL_SUBSYS_NFTABLES: u8 = 10;
+
+/// Builders for the tables, chains and expressions the controller's rules use.
+pub(crate) fn table(
+    family: NetfilterProtoFamily,
+    name: &str,
+    message: fn(TableMessage) -> NfTablesMessage,
+) -> Change {
+    Change {
+        family,
+        message: message(TableMessage {
+            attributes: vec![TableAttribute::Name(name.to_owned())],
+        }),
+        flags: NLM_F_CREATE,
+    }
+}
+
+/// Add-then-delete: deletes the table whether it exists or not, within the transaction.
+pub(crate) fn remove_table_changes(family: NetfilterProtoFamily, name: &str) -> Vec<Change> {
+    vec![
+        table(family, name, NfTablesMessage::NewTable),
+        table(family, name, NfTablesMessage::DeleteTable),
+    ]
+}
+
+/// A base chain of `kind` (`nat`, `filter`) on `hook` at `priority` (as the kernel reads
+/// it: a negative priority is its two's complement), accepting by default.
+pub(crate) fn base_chain(
+    family: NetfilterProtoFamily,
+    table: &str,
+    name: &str,
+    kind: &str,
+    (hook, priority): (InetHookNumber, u32),
+) -> Change {
+    Change {
+        family,
+        message: NfTablesMessage::NewChain(ChainMessage {
+            attributes: vec![
+                ChainAttribute::Table(table.to_owned()),
+                ChainAttribute::Name(name.to_owned()),
+                ChainAttribute::Hook(vec![Hook::Number(hook.into()), Hook::Priority(priority)]),
+                ChainAttribute::Policy(NF_ACCEPT),
+                ChainAttribute::Type(kind.to_owned()),
+            ],
+        }),
+        flags: NLM_F_CREATE,
+    }
+}
+
+/// Register 1 equals `value`.
+pub(crate) fn equal(value: Vec<u8>) -> Expressions {
+    Expressions::Cmp(vec![
+        Cmp::SourceRegister(Register::Reg1),
+        Cmp::Op(Operator::Equal),
+        Cmp::Data(DataAttribute::Value(value)),
+    ])
+}
+
+pub(crate) fn immediate(register: Register, value: &[u8]) -> Expressions {
+    Expressions::Immediate(vec![
+        Immediate::DestinationRegister(register),
+        Immediate::Data(DataAttribute::Value(value.to_vec())),
+    ])
+}
+
+/// An interface name as `meta iifname`/`oifname` loads it: NUL-padded to `IFNAMSIZ`.
+pub(crate) fn interface_name(name: &str) -> Vec<u8> {
+    let mut bytes = name.as_bytes().to_vec();
+    bytes.resize(IFNAMSIZ, 0);
+    bytes
+}
+
+pub(crate) fn prefix_mask(prefix_len: u8) -> [u8; 4] {
+    let bits = u32::MAX
+        .checked_shl(32 - u32::from(prefix_len.min(32)))
+        .unwrap_or(0);
+    bits.to_be_bytes()
+}
+
+/// A rule comment as `nft` writes and shows it: a user-data TLV, NUL-terminated.
+pub(crate) fn comment(text: &str) -> Vec<u8> {
+    let mut value = text.as_bytes().to_vec();
+    value.push(0);
+    let len = u8::try_from(value.len()).expect("comments are short");
+    [vec![NFTNL_UDATA_RULE_COMMENT, len], value].concat()
+}
+
+/// The attributes of a rule's expressions, in order.
+pub(crate) fn expressions(rule: &RuleMessage) -> impl Iterator<Item = &ExpressionAttribute> {
+    rule.attributes
+        .iter()
+        .filter_map(|a| match a {
+            RuleAttribute::Expressions(list) => Some(list),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|element| match element {
+            ListAttribute::Element(attributes) => Some(attributes),
+            _ => None,
+        })
+        .flatten()
+}
+
+/// The data of a rule's expressions, in order.
+pub(crate) fn data(rule: &RuleMessage) -> impl Iterator<Item = &Expressions> {
+    expressions(rule).filter_map(|e| match e {
+        ExpressionAttribute::Data(data) => Some(data),
+        _ => None,
+    })
+}
+
+// linux/netfilter.h, linux/netfilter/nf_tables.h, libnftnl's udata.h, linux/if.h.
+const NF_ACCEPT: u32 = 1;
+pub(crate) const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+pub(crate) const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+pub(crate) const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
+pub(crate) const IFNAMSIZ: usize = 16;

@@ -173,7 +173,24 @@ impl DaemonGuard {
     /// Stops the daemon and runs `failover detach`, which must leave no pin behind.
     pub fn stop_and_detach(&mut self) -> Result<()> {
         self.stop();
-        self.cli(&["detach"]).map(drop)
+        // In the router: `detach` removes its namespace's nftables tables, never this one's.
+        let out = Command::new("ip")
+            .args(["netns", "exec", Plan::NS_ROUTER])
+            .arg(&self.bin)
+            .arg("-c")
+            .arg(self.config_path())
+            .arg("detach")
+            .env("RUST_LOG", "warn")
+            .output()
+            .context("running failover detach in the router")?;
+        if !out.status.success() {
+            bail!(
+                "`failover detach` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
     }
 
     /// The daemon's log so far.

@@ -96,11 +96,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// From the internet.
     pub fn open(to: SocketAddr) -> Result<Self> {
-        let stream = netns::in_netns(Plan::NS_INET, || {
+        Self::open_from(Plan::NS_INET, to)
+    }
+
+    /// From namespace `ns` (a LAN host, for hairpin).
+    pub fn open_from(ns: &str, to: SocketAddr) -> Result<Self> {
+        let stream = netns::in_netns(ns, || {
             TcpStream::connect_timeout(&to, Duration::from_secs(3))
         })?
-        .with_context(|| format!("connecting from the internet to {to}"))?;
+        .with_context(|| format!("connecting from {ns} to {to}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
         Ok(Self {
             reader: BufReader::new(stream),

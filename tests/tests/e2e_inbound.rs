@@ -4,7 +4,8 @@
 //! the active one is (the uplink counters and a capture at the ISP say so), it survives a
 //! failover and a failback away from and back to its uplink, and the site answers through the
 //! backup while the fiber gateway is silent. Behind carrier-grade NAT, a VPS forwarding its
-//! port into a WireGuard uplink reaches the same server. Root only; run with
+//! port into a WireGuard uplink reaches the same server. A LAN host reaches it at each
+//! uplink's address too (hairpin), and `[dns]` keeps its name on the carrying uplink. Root only; run with
 //! `--test-threads=1`.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -355,4 +356,38 @@ fn a_dns_update_with_a_key_the_server_refuses_is_retried_and_reported() {
         1,
         "one event, then retries in the status: {failures:#?}"
     );
+}
+
+#[test]
+fn a_lan_host_reaches_the_forward_at_each_uplinks_address() {
+    if skip_unless_root("a_lan_host_reaches_the_forward_at_each_uplinks_address") {
+        return;
+    }
+    let (_lab, _server, mut daemon) = start();
+    // host2 asks for the site at each uplink's public address: the router reflects it to
+    // host1, from its own LAN address so host1's answer comes back through it.
+    for isp in Isp::ALL {
+        let seen = Client::open_from(Plan::NS_HOST2, public(isp))
+            .and_then(|mut c| c.get())
+            .unwrap_or_else(|e| panic!("the site at {}'s address from host2: {e:#}", isp.name()));
+        assert_eq!(seen.ip(), Plan::ROUTER_LAN.ip(), "through {}", isp.name());
+    }
+    // A port with no forward is the router's own, and it serves nothing there.
+    let unforwarded = SocketAddr::from((Isp::Fiber.uplink().router.ip(), 81));
+    assert!(Client::open_from(Plan::NS_HOST2, unforwarded).is_err());
+    let table = lab::ns_run(
+        Plan::NS_ROUTER,
+        &["nft", "list", "table", "ip", "failover_hairpin"],
+    )
+    .expect("the hairpin table");
+    assert!(table.contains("dnat to 10.10.0.11:8080"), "{table}");
+    // The internet still reaches it as before.
+    assert_eq!(
+        fetch(public(Isp::Fiber)).expect("from the internet").ip(),
+        client_addr(Isp::Fiber)
+    );
+    // Detached, the data plane takes its hairpin table with it.
+    daemon.stop_and_detach().expect("stop and detach");
+    let tables = lab::ns_run(Plan::NS_ROUTER, &["nft", "list", "tables"]).expect("nft");
+    assert!(!tables.contains("failover_hairpin"), "{tables}");
 }

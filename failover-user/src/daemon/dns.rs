@@ -24,7 +24,8 @@ pub(super) struct DnsFollower {
 }
 
 impl DnsFollower {
-    /// `None` without a `[dns]` section; an error when its key file is unusable.
+    /// `None` without a `[dns]` section; an error when its key file is unusable (the daemon
+    /// starts it before the data plane, so a bad key stops the start, not a later switch).
     pub(super) fn start(config: &Config) -> anyhow::Result<Option<Self>> {
         let Some(dns) = &config.dns else {
             return Ok(None);

@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use crate::{
     config::{Config, ForwardEntry},
+    hairpin::{HairpinEntry, HairpinSpec},
     loader::Running,
 };
 
@@ -59,6 +60,30 @@ pub(super) fn apply(running: &mut Running, config: &Config) -> anyhow::Result<()
     }
     warn_local_ports(config);
     Ok(())
+}
+
+/// The hairpin table for `config`'s forwards on the uplinks' current addresses (`addrs`, in
+/// slot order; an uplink without an address yet has none to reflect).
+pub(super) fn hairpin(config: &Config, lan: Lan, addrs: &[[u8; 4]]) -> HairpinSpec {
+    HairpinSpec {
+        lan_interface: config.lan.first().cloned().unwrap_or_default(),
+        lan_net: lan.net,
+        lan_prefix_len: lan.prefix_len,
+        entries: config
+            .forward_entries()
+            .iter()
+            .filter_map(|f| {
+                let addr = Ipv4Addr::from(*addrs.get(f.uplink)?);
+                (!addr.is_unspecified()).then_some(HairpinEntry {
+                    addr,
+                    proto: f.proto,
+                    port: f.port,
+                    to: f.lan_addr,
+                    to_port: f.lan_port,
+                })
+            })
+            .collect(),
+    }
 }
 
 /// A forwarded UDP port inside the kernel's local port range would take the replies to the
@@ -136,6 +161,24 @@ mod tests {
                 (1, 17, 7000, 12, 7000),
                 (1, 17, 7001, 12, 7001),
             ]
+        );
+    }
+
+    #[test]
+    fn hairpin_reflects_each_entry_on_the_addresses_the_uplinks_have() {
+        let config = config("[[forward]]\nname = \"web\"\nport = 80\nto = \"10.10.0.11:8080\"\n");
+        let spec = hairpin(&config, LAN, &[[192, 0, 2, 2], [0; 4]]);
+        assert_eq!(spec.lan_interface, "lan0");
+        assert_eq!(
+            spec.entries,
+            [HairpinEntry {
+                addr: Ipv4Addr::new(192, 0, 2, 2),
+                proto: 6,
+                port: 80,
+                to: Ipv4Addr::new(10, 10, 0, 11),
+                to_port: 8080,
+            }],
+            "lte has no address yet: nothing to reflect there"
         );
     }
 

@@ -118,18 +118,23 @@ struct Daemon {
     lan_datapath: Option<crate::datapath::Choice>,
     /// `[dns]`: the records following the active uplink.
     dns: Option<dns::DnsFollower>,
+    /// The hairpin table as last installed.
+    hairpin: Option<crate::hairpin::HairpinSpec>,
     _server: tokio::task::JoinHandle<()>,
     /// Held while this controller runs (`instance_lock`).
     _lock: std::fs::File,
 }
 
-fn open_control_socket(
+/// The control socket and the metrics endpoint, and the calls they pass on.
+fn open_control(
     config: &Config,
-    calls: mpsc::Sender<Call>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, mpsc::Receiver<Call>)> {
+    let (calls, received) = mpsc::channel(16);
+    crate::metrics::spawn(config.metrics.listen, &calls);
     let socket = &config.control.socket;
-    control::serve(socket, calls)
-        .with_context(|| format!("opening the control socket {}", socket.display()))
+    let server = control::serve(socket, calls)
+        .with_context(|| format!("opening the control socket {}", socket.display()))?;
+    Ok((server, received))
 }
 
 impl Daemon {
@@ -142,7 +147,6 @@ impl Daemon {
         };
         // Before anything else: a second controller must not touch the first one's state.
         let lock = instance_lock::acquire(&config.state_dir)?;
-        // Before the data plane: an unusable key file must stop the start, not a switch.
         let dns = dns::DnsFollower::start(&config)?;
         let start = Instant::now();
         let mut health = Health::new(&config.health, &config.uplinks, start);
@@ -206,9 +210,7 @@ impl Daemon {
             start,
         )?;
         // An empty balance differs from any decision: the first tick writes the real one.
-        let (call_tx, calls) = mpsc::channel(16);
-        crate::metrics::spawn(config.metrics.listen, &call_tx);
-        let server = open_control_socket(&config, call_tx)?;
+        let (server, calls) = open_control(&config)?;
         info!(active = %uplinks[active].spec.name, adopted = running.adopted, "controller running");
         Ok(Self {
             switching: switching::FlowsOnSwitch::default(),
@@ -216,6 +218,7 @@ impl Daemon {
             host_limiter: host_limits::HostLimiter::default(),
             lan_datapath: Some(datapaths::choose_all(&running, &mut uplinks)),
             dns,
+            hairpin: None,
             path: std::path::PathBuf::new(),
             detach_on_exit: false,
             settle_until,
@@ -237,6 +240,28 @@ impl Daemon {
         })
     }
 
+    /// Installs the hairpin table for the forwards and the uplinks' addresses when either
+    /// changed since it was last installed.
+    fn sync_hairpin(&mut self) {
+        let addrs: Vec<[u8; 4]> = self.uplinks.iter().map(|u| u.described.addr).collect();
+        let wanted = forwards::hairpin(&self.config, self.running.lan(), &addrs);
+        if self.hairpin.as_ref() == Some(&wanted) {
+            return;
+        }
+        match crate::hairpin::install(&wanted) {
+            Ok(()) => {
+                info!(
+                    entries = wanted.entries.len(),
+                    "hairpin NAT in place: LAN hosts reach the forwards at the uplinks' addresses"
+                );
+                self.hairpin = Some(wanted);
+            }
+            Err(e) => {
+                warn!(error = %e, table = failover_common::names::NFT_HAIRPIN_TABLE, "installing the hairpin table failed: LAN hosts cannot reach the forwards at the uplinks' addresses");
+            }
+        }
+    }
+
     /// The main loop: samples, kernel changes, CLI calls and the evaluation tick.
     async fn serve(&mut self) -> anyhow::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
@@ -245,6 +270,7 @@ impl Daemon {
         let mut changes = Box::pin(crate::netlink::watch()?);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.sync_hairpin();
         loop {
             tokio::select! {
                 Some(sample) = self.samples.recv() => self.health.record(&sample),
@@ -557,6 +583,7 @@ impl Daemon {
         }
         set_path(&self.netlink, managed, path.ok()).await;
         self.rechoose_datapath(index);
+        self.sync_hairpin();
         if changed {
             // Re-apply usability against the new description (it also writes the map).
             let usable = described.usable != 0 && self.health.state(index) != State::Down;
@@ -678,6 +705,7 @@ impl Daemon {
                 warn!(%error, "the new port forwards were refused; the running ones stay");
             } else {
                 self.config.forwards.clone_from(&new.forwards);
+                self.sync_hairpin();
             }
         }
         if new == self.config {

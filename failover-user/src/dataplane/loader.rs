@@ -171,6 +171,14 @@ pub enum LoaderError {
         #[source]
         source: NftError,
     },
+    #[error(
+        "removing the hairpin NAT (nftables table `ip {table}`) failed: {source}",
+        table = names::NFT_HAIRPIN_TABLE
+    )]
+    Hairpin {
+        #[source]
+        source: NftError,
+    },
 }
 
 /// The loaded, attached data plane. Dropping it detaches the programs.
@@ -293,9 +301,12 @@ impl Running {
 }
 
 /// Detaches the pinned data plane of this network namespace: its programs and maps, and the
-/// leak guard that came with them (`failover detach`, a controller told to detach on exit).
+/// leak guard and hairpin tables that came with them (`failover detach`, a controller told
+/// to detach on exit).
 pub fn remove_dataplane(pins: &Pins) -> Result<(), LoaderError> {
     pins.remove_all()?;
+    // Without the data plane, nothing hands the kernel packets to reflect.
+    crate::hairpin::remove().map_err(|source| LoaderError::Hairpin { source })?;
     kernel_guard::remove().map_err(guard_error("removing"))
 }
 
