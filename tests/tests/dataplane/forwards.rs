@@ -1,7 +1,8 @@
 //! Port forwards: a new inbound connection to an uplink's forwarded port is translated to the
 //! LAN host and bound to that uplink; its replies leave through the same uplink whatever the
 //! active one is (reply affinity); ICMP errors about it are translated; a forward on a down
-//! uplink answers nothing; a reply whose uplink failed is reset (TCP) or dropped.
+//! uplink answers nothing; a reply whose uplink failed is reset (TCP) or dropped; a LAN
+//! host's connection to an uplink's forwarded port is left to the kernel's hairpin NAT.
 
 use std::net::SocketAddrV4;
 
@@ -200,6 +201,21 @@ fn forwarded_connections_keep_the_uplink_they_arrived_on() {
                 verdict: verdict::PASS,
                 output: Output::Unchanged,
                 check: reason_counted(Reason::NoMapping),
+            },
+            Fixture {
+                // Hairpin: the kernel's hairpin table reflects it to the server.
+                name: "a_lan_host_to_an_uplinks_forwarded_port_goes_to_the_kernel",
+                program: names::PROG_LAN_INGRESS,
+                frame: Frame::tcp(
+                    sock("10.10.0.12:40000"),
+                    with_addr(FIBER_ADDR, PUBLIC_PORT),
+                    tcp_flags::SYN,
+                )
+                .build(),
+                setup: setup(net, vec![], None),
+                verdict: verdict::PASS,
+                output: Output::Unchanged,
+                check: reason_counted(Reason::NotForwarded),
             },
             Fixture {
                 name: "a_forward_of_another_uplink_goes_to_the_kernel",
