@@ -226,32 +226,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Prints the verdict itself: a config error is the expected answer here, not a failure of the
 /// program, so it gets no `Error:` prefix or backtrace.
 fn check_config(file: &Path) -> ExitCode {
-    match config::load(file) {
-        Ok(config) => {
-            println!("{}: ok\n{}", file.display(), config.summary());
-            for warning in forward_warnings(&config) {
-                println!("{warning}");
-            }
-            // The daemon reads the key at start; an unusable one is an error here too.
-            if let Some(dns) = &config.dns
-                && let Err(e) = failover_user::dns_update::Settings::new(dns)
-            {
-                eprintln!("{}: [dns]: {e}", file.display());
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
+    let config = match config::load(file) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    // The daemon reads the key at start; an unusable one is an error here too.
+    if let Some(dns) = &config.dns
+        && let Err(e) = failover_user::dns_update::Settings::new(dns)
+    {
+        eprintln!("{}: [dns]: {e}", file.display());
+        return ExitCode::FAILURE;
     }
+    println!("{}: ok\n{}", file.display(), config.summary());
+    for warning in reachability_warnings(&config) {
+        println!("{warning}");
+    }
+    ExitCode::SUCCESS
 }
 
-/// Forwards the internet cannot reach: on an uplink whose address (read from its interface
+/// Forwards and `[dns]` records the internet cannot reach: on an uplink whose address (read from its interface
 /// when present on this machine, or its `public_address`) is carrier-grade NAT or private.
-fn forward_warnings(config: &config::Config) -> Vec<String> {
-    if config.forwards.is_empty() {
+fn reachability_warnings(config: &config::Config) -> Vec<String> {
+    if config.forwards.is_empty() && config.dns.is_none() {
         return Vec::new();
     }
     let names = config.uplink_names();
@@ -280,14 +279,23 @@ fn forward_warnings(config: &config::Config) -> Vec<String> {
         Err(_) => return Vec::new(),
     };
     let mut warnings = Vec::new();
+    let mut warn = |subject: &str, index: usize| {
+        if let Some(Some((addr, public))) = addresses.get(index)
+            && let Some(warning) =
+                config::reachability_warning(subject, names[index], *addr, *public)
+        {
+            warnings.push(warning);
+        }
+    };
     for forward in &config.forwards {
         for index in forward.uplink_indices(&names) {
-            if let Some(Some((addr, public))) = addresses.get(index)
-                && let Some(warning) =
-                    config::reachability_warning(&forward.name, names[index], *addr, *public)
-            {
-                warnings.push(warning);
-            }
+            warn(&format!("forward `{}`", forward.name), index);
+        }
+    }
+    // The records follow whichever uplink carries: each one may be the address they get.
+    if config.dns.is_some() {
+        for index in 0..names.len() {
+            warn("the [dns] records", index);
         }
     }
     warnings

@@ -244,12 +244,13 @@ pub fn unreachable_from_internet(addr: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
-/// What `check-config` warns about a forward on uplink `uplink` whose address the world
-/// would reach it at is `addr` (`public`: the uplink's `public_address`, else the
-/// interface's): nothing when the internet can open connections to it.
+/// What `check-config` warns about `subject` (a forward, the `[dns]` records) on uplink
+/// `uplink` whose address the world would reach it at is `addr` (`public`: the uplink's
+/// `public_address`, else the interface's): nothing when the internet can open connections
+/// to it.
 #[must_use]
 pub fn reachability_warning(
-    forward: &str,
+    subject: &str,
     uplink: &str,
     addr: Ipv4Addr,
     public: bool,
@@ -261,7 +262,7 @@ pub fn reachability_warning(
         "its address"
     };
     Some(format!(
-        "warning: forward `{forward}` on uplink `{uplink}`: {whose} {addr} is {why}; no one on the \
+        "warning: {subject} on uplink `{uplink}`: {whose} {addr} is {why}; no one on the \
          internet can open a connection to it. Behind carrier-grade NAT, use a tunnel uplink to a \
          host with a public address that forwards the ports into it, and set that uplink's \
          `public_address` (README, \"Behind carrier-grade NAT\")"

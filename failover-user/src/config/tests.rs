@@ -701,7 +701,8 @@ fn cgnat_and_private_addresses_cannot_be_reached_from_the_internet() {
 #[test]
 fn check_config_warns_of_a_forward_behind_carrier_grade_nat_only() {
     use super::reachability_warning as warn;
-    let cgnat = warn("web", "lte", "100.64.0.2".parse().unwrap(), false).expect("a warning");
+    let cgnat =
+        warn("forward `web`", "lte", "100.64.0.2".parse().unwrap(), false).expect("a warning");
     assert!(
         cgnat.contains("`web`") && cgnat.contains("`lte`") && cgnat.contains("carrier-grade NAT"),
         "{cgnat}"
@@ -711,11 +712,16 @@ fn check_config_warns_of_a_forward_behind_carrier_grade_nat_only() {
         "it says the way out: {cgnat}"
     );
     assert_eq!(
-        warn("web", "fiber", "198.51.100.9".parse().unwrap(), false),
+        warn(
+            "forward `web`",
+            "fiber",
+            "198.51.100.9".parse().unwrap(),
+            false
+        ),
         None
     );
     assert_eq!(
-        warn("web", "vpn", "203.0.113.7".parse().unwrap(), true),
+        warn("forward `web`", "vpn", "203.0.113.7".parse().unwrap(), true),
         None
     );
 }
